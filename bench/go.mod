@@ -1,0 +1,20 @@
+module github.com/hubwire/hubwire/bench
+
+go 1.26.0
+
+require (
+	github.com/eclipse/paho.golang v0.23.0
+	github.com/eclipse/paho.mqtt.golang v1.5.1
+	github.com/google/go-cmp v0.7.0
+	github.com/hubwire/hubwire v0.0.0
+	github.com/mochi-mqtt/server/v2 v2.7.9
+)
+
+require (
+	github.com/gorilla/websocket v1.5.3 // indirect
+	github.com/rs/xid v1.4.0 // indirect
+	golang.org/x/net v0.62.0 // indirect
+	golang.org/x/sync v0.17.0 // indirect
+)
+
+replace github.com/hubwire/hubwire => ../
