@@ -1,0 +1,147 @@
+package packet
+
+import "slices"
+
+// Publish is the PUBLISH packet [MQTT-3.3], an application message.
+//
+// After Decode, Topic and Payload alias the decoded frame: they are valid
+// only as long as the frame is (for a Reader, until its next call). Use
+// Clone to keep a message. An empty payload decodes as nil.
+type Publish struct {
+	Dup     bool // re-delivery of an earlier attempt; only with QoS > 0
+	QoS     QoS
+	Retain  bool
+	Topic   []byte
+	ID      ID // packet identifier; present only when QoS > 0
+	Payload []byte
+}
+
+// Type returns TypePublish.
+func (*Publish) Type() Type { return TypePublish }
+
+func (p *Publish) remaining() int {
+	n := 2 + len(p.Topic) + len(p.Payload)
+	if p.QoS > 0 {
+		n += 2
+	}
+	return n
+}
+
+// Size returns the encoded length of the packet, fixed header included.
+func (p *Publish) Size() int { r := p.remaining(); return 1 + varintLen(r) + r }
+
+func (p *Publish) check() error {
+	const t = TypePublish
+	if !p.QoS.Valid() {
+		return encodeErr(t, "QoS (3)", "MQTT-3.3.1-4", ErrProtocol)
+	}
+	if p.QoS == 0 {
+		if p.Dup {
+			return encodeErr(t, "DUP flag with QoS 0", "MQTT-3.3.1-2", ErrProtocol)
+		}
+		if p.ID != 0 {
+			return encodeErr(t, "packet identifier with QoS 0", "MQTT-2.3.1-5", ErrProtocol)
+		}
+	} else if p.ID == 0 {
+		return encodeErr(t, "packet identifier (zero)", "MQTT-2.3.1-1", ErrProtocol)
+	}
+	if len(p.Topic) > maxString {
+		return encodeErr(t, "topic name (longer than 65,535 bytes)", "MQTT-1.5.3", ErrPacketTooLarge)
+	}
+	if r, m := checkTopicName(p.Topic); r != "" {
+		return encodeErr(t, "topic name", r, classOf(m))
+	}
+	return checkRemaining(t, p.remaining())
+}
+
+// AppendBinary appends the encoded packet to dst. It allocates only when dst
+// lacks capacity for Size bytes. The topic is validated as Decode would
+// validate it; a packet that breaks a rule gives an *EncodeError and dst
+// unchanged.
+func (p *Publish) AppendBinary(dst []byte) ([]byte, error) {
+	if err := p.check(); err != nil {
+		return dst, err
+	}
+	rem := p.remaining()
+	dst = slices.Grow(dst, 5+rem)
+	b0 := byte(TypePublish)<<4 | byte(p.QoS)<<1
+	if p.Dup {
+		b0 |= 0b1000
+	}
+	if p.Retain {
+		b0 |= 1
+	}
+	dst = append(dst, b0)
+	dst = appendVarint(dst, rem)
+	dst = appendBytes(dst, p.Topic)
+	if p.QoS > 0 {
+		dst = append(dst, byte(p.ID>>8), byte(p.ID))
+	}
+	return append(dst, p.Payload...), nil
+}
+
+// Decode decodes frame, one whole PUBLISH packet with its fixed header, into
+// p without copying: Topic and Payload alias frame afterwards. It checks the
+// QoS [MQTT-3.3.1-4], DUP with QoS 0 [MQTT-3.3.1-2], the topic name (UTF-8
+// [MQTT-1.5.3-1], no U+0000 [MQTT-1.5.3-2], not empty [MQTT-4.7.3-1], no
+// wildcards [MQTT-3.3.2-2]) and a non-zero packet identifier for QoS > 0
+// [MQTT-2.3.1-1]. The payload is opaque and not checked.
+func (p *Publish) Decode(frame []byte) error {
+	const t = TypePublish
+	body, err := frameBody(frame, t)
+	if err != nil {
+		return err
+	}
+	b0 := frame[0]
+	qos := QoS(b0>>1) & 3
+	if len(body) < 2 {
+		return malformed(t, "topic name length (truncated)", "MQTT-3.3.2.1")
+	}
+	n := int(body[0])<<8 | int(body[1])
+	end := 2 + n
+	if qos > 0 {
+		end += 2
+	}
+	if end > len(body) {
+		return malformed(t, "topic name (length exceeds packet)", "MQTT-1.5.3")
+	}
+	topic := body[2 : 2+n : 2+n]
+	if r, m := checkTopicName(topic); r != "" {
+		return classErr(t, "topic name", r, m)
+	}
+	var id ID
+	if qos > 0 {
+		id = ID(body[2+n])<<8 | ID(body[3+n])
+		if id == 0 {
+			return protocolErr(t, "packet identifier (zero)", "MQTT-2.3.1-1")
+		}
+	}
+	var payload []byte
+	if end < len(body) {
+		payload = body[end:]
+	}
+	*p = Publish{Dup: b0&0b1000 != 0, QoS: qos, Retain: b0&1 != 0, Topic: topic, ID: id, Payload: payload}
+	return nil
+}
+
+// Clone returns a deep copy of p that does not alias any frame, using one
+// allocation for topic and payload. Allocates.
+func (p *Publish) Clone() *Publish {
+	c := *p
+	buf := make([]byte, len(p.Topic)+len(p.Payload))
+	n := copy(buf, p.Topic)
+	copy(buf[n:], p.Payload)
+	c.Topic = buf[:n:n]
+	c.Payload = nil
+	if len(p.Payload) > 0 {
+		c.Payload = buf[n:]
+	}
+	return &c
+}
+
+// MarshalBinary returns the encoded packet in a new slice. Allocates.
+func (p *Publish) MarshalBinary() ([]byte, error) { return marshal(p) }
+
+// UnmarshalBinary decodes a copy of data into p, so p does not alias data.
+// Allocates.
+func (p *Publish) UnmarshalBinary(data []byte) error { return unmarshal(p, data) }
