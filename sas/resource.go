@@ -1,0 +1,274 @@
+package sas
+
+// Escaping follows .NET's WebUtility.UrlEncode, which the C# device SDK and
+// edgeHub use both for the ids inside a resource URI and for the whole URI
+// in sr: ASCII letters, digits and - _ . ! * ( ) pass through, every other
+// byte of the UTF-8 text becomes %XX with upper-case hex. For the characters
+// IoT Hub allows in ids that means
+//
+//	kept:    - . _ * ! ( )
+//	encoded: : %3A  + %2B  %% %25  # %23  ? %3F  , %2C  = %3D  @ %40
+//	         ; %3B  $ %24  ' %27
+//
+// and in the second pass '/' becomes %2F and every '%' from the first pass
+// becomes %25 (vector V5: dev#1 → dev%231 → dev%25231). The one deliberate
+// difference from WebUtility is the space, which we write as %20 rather than
+// '+': ids cannot hold a space, and our decoder reads '+' as a literal plus,
+// so %20 keeps our own output round-tripping. Other SDKs escape a little
+// differently (Node's encodeURIComponent keeps ' and ~, Go's QueryEscape
+// encodes ! * ( ), C writes lower-case hex). The signature covers sr exactly
+// as sent, so all of them verify; ResourceCovers compares decoded segments,
+// so scope checks do not depend on which characters a client chose to escape.
+
+// escapeKeep marks the bytes WebUtility.UrlEncode leaves as they are.
+var escapeKeep = func() (t [256]bool) {
+	for c := 'a'; c <= 'z'; c++ {
+		t[c] = true
+	}
+	for c := 'A'; c <= 'Z'; c++ {
+		t[c] = true
+	}
+	for c := '0'; c <= '9'; c++ {
+		t[c] = true
+	}
+	for _, c := range "-_.!*()" {
+		t[c] = true
+	}
+	return t
+}()
+
+const upperHex = "0123456789ABCDEF"
+
+// escapedLen returns the length of s after escaping.
+func escapedLen(s string) int {
+	n := len(s)
+	for i := 0; i < len(s); i++ {
+		if !escapeKeep[s[i]] {
+			n += 2
+		}
+	}
+	return n
+}
+
+// appendEscaped appends s percent-encoded as described above.
+func appendEscaped(dst []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if escapeKeep[c] {
+			dst = append(dst, c)
+			continue
+		}
+		dst = append(dst, '%', upperHex[c>>4], upperHex[c&0xf])
+	}
+	return dst
+}
+
+// Escape percent-encodes s the way IoT Hub SDKs encode ids and resource
+// URIs (see the package documentation for the exact set). Allocates.
+func Escape(s string) string {
+	n := escapedLen(s)
+	if n == len(s) {
+		return s
+	}
+	return string(appendEscaped(make([]byte, 0, n), s))
+}
+
+func unhex(c byte) (byte, bool) {
+	switch {
+	case '0' <= c && c <= '9':
+		return c - '0', true
+	case 'a' <= c && c <= 'f':
+		return c - 'a' + 10, true
+	case 'A' <= c && c <= 'F':
+		return c - 'A' + 10, true
+	}
+	return 0, false
+}
+
+// text is what the decoding helpers read: a string or a byte slice, so a
+// buffer on the caller's stack can be decoded without a conversion.
+type text interface{ ~string | ~[]byte }
+
+// appendUnescaped appends s with every %XX decoded (either hex case). A '+'
+// stays a '+'. ok is false if a '%' is not followed by two hex digits.
+func appendUnescaped[T text](dst []byte, s T) (_ []byte, ok bool) {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c == '%' {
+			if i+2 >= len(s) {
+				return dst, false
+			}
+			hi, ok1 := unhex(s[i+1])
+			lo, ok2 := unhex(s[i+2])
+			if !ok1 || !ok2 {
+				return dst, false
+			}
+			c = hi<<4 | lo
+			i += 2
+		}
+		dst = append(dst, c)
+	}
+	return dst, true
+}
+
+// validEscapes reports whether every '%' in s starts a %XX escape.
+func validEscapes(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] != '%' {
+			continue
+		}
+		if i+2 >= len(s) {
+			return false
+		}
+		if _, ok := unhex(s[i+1]); !ok {
+			return false
+		}
+		if _, ok := unhex(s[i+2]); !ok {
+			return false
+		}
+		i += 2
+	}
+	return true
+}
+
+// Unescape decodes every %XX in s. Unlike url.QueryUnescape it leaves '+'
+// alone: a '+' in an id is always sent as %2B. It returns ErrMalformed if a
+// '%' is not followed by two hex digits. Allocates when s holds an escape.
+func Unescape(s string) (string, error) {
+	i := 0
+	for i < len(s) && s[i] != '%' {
+		i++
+	}
+	if i == len(s) {
+		return s, nil
+	}
+	b, ok := appendUnescaped(make([]byte, 0, len(s)), s)
+	if !ok {
+		return "", &ParseError{What: "percent-encoding", Reason: "'%' not followed by two hex digits", Err: ErrMalformed}
+	}
+	return string(b), nil
+}
+
+// DeviceResource returns the resource URI of a device identity,
+// "{host}/devices/{Escape(deviceID)}", e.g.
+// "myhub.azure-devices.net/devices/dev%231" for the id "dev#1". NewToken
+// escapes this whole URI once more to make the sr field. Allocates.
+func DeviceResource(host, deviceID string) string {
+	const mid = "/devices/"
+	b := make([]byte, 0, len(host)+len(mid)+escapedLen(deviceID))
+	b = append(b, host...)
+	b = append(b, mid...)
+	return string(appendEscaped(b, deviceID))
+}
+
+// ModuleResource returns the resource URI of a module identity,
+// "{host}/devices/{Escape(deviceID)}/modules/{Escape(moduleID)}".
+// Allocates.
+func ModuleResource(host, deviceID, moduleID string) string {
+	const mid, mod = "/devices/", "/modules/"
+	b := make([]byte, 0, len(host)+len(mid)+escapedLen(deviceID)+len(mod)+escapedLen(moduleID))
+	b = append(b, host...)
+	b = append(b, mid...)
+	b = appendEscaped(b, deviceID)
+	b = append(b, mod...)
+	return string(appendEscaped(b, moduleID))
+}
+
+// ResourceCovers reports whether the resource URI scope grants access to the
+// resource URI resource: scope must be a prefix of resource by whole path
+// segments, so "h/devices/a" covers "h/devices/a/modules/m" but not
+// "h/devices/ab". Both are resource URIs as DeviceResource returns them (ids
+// escaped once; not the doubly escaped sr). Segments are compared after
+// decoding their escapes, so "dev%28" and "dev(" are the same id. The first
+// segment, the host, compares case-insensitively (ASCII); the others
+// case-sensitively, as IoT Hub ids are. A single trailing '/' on scope is
+// ignored. An empty scope covers nothing, and a segment with a broken escape
+// matches nothing. ResourceCovers does not allocate.
+func ResourceCovers(scope, resource string) bool {
+	return covers(scope, resource)
+}
+
+// covers is ResourceCovers for a scope held in a byte slice or a string.
+func covers[S, R text](scope S, resource R) bool {
+	if len(scope) > 0 && scope[len(scope)-1] == '/' {
+		scope = scope[:len(scope)-1]
+	}
+	if len(scope) == 0 {
+		return false
+	}
+	first := true
+	for {
+		ss, srest, smore := cutSlash(scope)
+		rs, rrest, rmore := cutSlash(resource)
+		if !segmentEqual(ss, rs, first) {
+			return false
+		}
+		if !smore {
+			return true
+		}
+		if !rmore {
+			return false // scope is longer than resource
+		}
+		scope, resource, first = srest, rrest, false
+	}
+}
+
+// cutSlash splits s at its first '/'.
+func cutSlash[T text](s T) (before, after T, found bool) {
+	for i := 0; i < len(s); i++ {
+		if s[i] == '/' {
+			return s[:i], s[i+1:], true
+		}
+	}
+	return s, s[len(s):], false
+}
+
+// segmentEqual compares two escaped segments by their decoded bytes without
+// building either; fold makes ASCII letters compare case-insensitively.
+func segmentEqual[A, B text](a A, b B, fold bool) bool {
+	i, j := 0, 0
+	for {
+		ca, na, oka := nextDecoded(a, i)
+		cb, nb, okb := nextDecoded(b, j)
+		if oka < 0 || okb < 0 {
+			return false // broken escape
+		}
+		if oka == 0 || okb == 0 {
+			return oka == okb // both ended?
+		}
+		if fold {
+			ca, cb = lower(ca), lower(cb)
+		}
+		if ca != cb {
+			return false
+		}
+		i, j = na, nb
+	}
+}
+
+// nextDecoded returns the decoded byte at s[i:], the index after it, and 1;
+// 0 at the end of s; -1 on a broken escape.
+func nextDecoded[T text](s T, i int) (c byte, next int, ok int) {
+	if i >= len(s) {
+		return 0, i, 0
+	}
+	if s[i] != '%' {
+		return s[i], i + 1, 1
+	}
+	if i+2 >= len(s) {
+		return 0, i, -1
+	}
+	hi, ok1 := unhex(s[i+1])
+	lo, ok2 := unhex(s[i+2])
+	if !ok1 || !ok2 {
+		return 0, i, -1
+	}
+	return hi<<4 | lo, i + 3, 1
+}
+
+func lower(c byte) byte {
+	if 'A' <= c && c <= 'Z' {
+		return c + 'a' - 'A'
+	}
+	return c
+}
