@@ -142,7 +142,8 @@ func Unescape(s string) (string, error) {
 	if i == len(s) {
 		return s, nil
 	}
-	b, ok := appendUnescaped(make([]byte, 0, len(s)), s)
+	var buf [128]byte // a sig or skn fits; the string is then the only allocation
+	b, ok := appendUnescaped(buf[:0], s)
 	if !ok {
 		return "", &ParseError{What: "percent-encoding", Reason: "'%' not followed by two hex digits", Err: ErrMalformed}
 	}
@@ -227,43 +228,44 @@ func cutSlash[T text](s T) (before, after T, found bool) {
 // building either; fold makes ASCII letters compare case-insensitively.
 func segmentEqual[A, B text](a A, b B, fold bool) bool {
 	i, j := 0, 0
-	for {
-		ca, na, oka := nextDecoded(a, i)
-		cb, nb, okb := nextDecoded(b, j)
-		if oka < 0 || okb < 0 {
-			return false // broken escape
+	for i < len(a) && j < len(b) {
+		ca, cb := a[i], b[j]
+		if ca == cb && ca != '%' { // the common case: same plain byte
+			i++
+			j++
+			continue
 		}
-		if oka == 0 || okb == 0 {
-			return oka == okb // both ended?
+		if ca == '%' {
+			if i+2 >= len(a) {
+				return false
+			}
+			hi, ok1 := unhex(a[i+1])
+			lo, ok2 := unhex(a[i+2])
+			if !ok1 || !ok2 {
+				return false
+			}
+			ca = hi<<4 | lo
+			i += 2
 		}
-		if fold {
-			ca, cb = lower(ca), lower(cb)
+		if cb == '%' {
+			if j+2 >= len(b) {
+				return false
+			}
+			hi, ok1 := unhex(b[j+1])
+			lo, ok2 := unhex(b[j+2])
+			if !ok1 || !ok2 {
+				return false
+			}
+			cb = hi<<4 | lo
+			j += 2
 		}
-		if ca != cb {
+		if ca != cb && (!fold || lower(ca) != lower(cb)) {
 			return false
 		}
-		i, j = na, nb
+		i++
+		j++
 	}
-}
-
-// nextDecoded returns the decoded byte at s[i:], the index after it, and 1;
-// 0 at the end of s; -1 on a broken escape.
-func nextDecoded[T text](s T, i int) (c byte, next int, ok int) {
-	if i >= len(s) {
-		return 0, i, 0
-	}
-	if s[i] != '%' {
-		return s[i], i + 1, 1
-	}
-	if i+2 >= len(s) {
-		return 0, i, -1
-	}
-	hi, ok1 := unhex(s[i+1])
-	lo, ok2 := unhex(s[i+2])
-	if !ok1 || !ok2 {
-		return 0, i, -1
-	}
-	return hi<<4 | lo, i + 3, 1
+	return i == len(a) && j == len(b)
 }
 
 func lower(c byte) byte {

@@ -59,16 +59,19 @@ type Token struct {
 // ModuleResource return it; NewToken escapes it once more for sr) with the
 // raw key bytes. keyName is the policy name for a policy key and "" for a
 // device or module key. expiry is truncated to whole seconds. Allocates the
-// token's strings.
+// token's two strings (sr and sig).
 func NewToken(resource string, key []byte, keyName string, expiry time.Time) Token {
-	sr := Escape(resource)
+	var srBuf [256]byte // most resources fit; the string is then the only allocation
+	sr := string(appendEscaped(srBuf[:0], resource))
 	sec := expiry.Unix()
 	var mac [macLen]byte
 	var digits [20]byte
 	macInto(&mac, key, sr, strconv.AppendInt(digits[:0], sec, 10))
+	var sig [sigLen]byte
+	base64.StdEncoding.Encode(sig[:], mac[:])
 	return Token{
 		EncodedResource: sr,
-		Signature:       base64.StdEncoding.EncodeToString(mac[:]),
+		Signature:       string(sig[:]),
 		Expiry:          time.Unix(sec, 0).UTC(),
 		KeyName:         keyName,
 	}
