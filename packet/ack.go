@@ -40,7 +40,7 @@ func (*Puback) Size() int { return 4 }
 // AppendBinary appends the encoded packet to dst. A zero ID is an
 // *EncodeError.
 func (p *Puback) AppendBinary(dst []byte) ([]byte, error) {
-	return appendIDPacket(dst, byte(TypePuback)<<4|0, TypePuback, p.ID)
+	return appendIDPacket(dst, byte(TypePuback)<<4, TypePuback, p.ID)
 }
 
 // Decode decodes frame, one whole PUBACK packet, into p.
@@ -69,7 +69,7 @@ func (*Pubrec) Size() int { return 4 }
 // AppendBinary appends the encoded packet to dst. A zero ID is an
 // *EncodeError.
 func (p *Pubrec) AppendBinary(dst []byte) ([]byte, error) {
-	return appendIDPacket(dst, byte(TypePubrec)<<4|0, TypePubrec, p.ID)
+	return appendIDPacket(dst, byte(TypePubrec)<<4, TypePubrec, p.ID)
 }
 
 // Decode decodes frame, one whole PUBREC packet, into p.
@@ -127,7 +127,7 @@ func (*Pubcomp) Size() int { return 4 }
 // AppendBinary appends the encoded packet to dst. A zero ID is an
 // *EncodeError.
 func (p *Pubcomp) AppendBinary(dst []byte) ([]byte, error) {
-	return appendIDPacket(dst, byte(TypePubcomp)<<4|0, TypePubcomp, p.ID)
+	return appendIDPacket(dst, byte(TypePubcomp)<<4, TypePubcomp, p.ID)
 }
 
 // Decode decodes frame, one whole PUBCOMP packet, into p.
@@ -156,7 +156,7 @@ func (*Unsuback) Size() int { return 4 }
 // AppendBinary appends the encoded packet to dst. A zero ID is an
 // *EncodeError.
 func (p *Unsuback) AppendBinary(dst []byte) ([]byte, error) {
-	return appendIDPacket(dst, byte(TypeUnsuback)<<4|0, TypeUnsuback, p.ID)
+	return appendIDPacket(dst, byte(TypeUnsuback)<<4, TypeUnsuback, p.ID)
 }
 
 // Decode decodes frame, one whole UNSUBACK packet, into p.

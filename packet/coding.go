@@ -18,9 +18,6 @@ const (
 // hasZeroByte reports whether any byte of x is zero.
 func hasZeroByte(x uint64) bool { return (x-lo8)&^x&hi8 != 0 }
 
-// hasByte reports whether any byte of x equals c.
-func hasByte(x uint64, c byte) bool { return hasZeroByte(x ^ (lo8 * uint64(c))) }
-
 // String checks. MQTT strings must be well-formed UTF-8 with no surrogate
 // halves [MQTT-1.5.3-1] and no U+0000 [MQTT-1.5.3-2]. The spec lets a
 // receiver close the connection on the other control characters
@@ -66,26 +63,59 @@ func checkStringSlow(b []byte) string {
 	return ""
 }
 
+// plus8 is '+' in every byte. '#' (0x23) and '+' (0x2B) differ only in
+// bit 3, so OR-ing 0x08 into every byte turns both into '+' and one
+// comparison finds either; no other byte becomes 0x2B that way.
+const (
+	plus8 = lo8 * '+'
+	bit38 = lo8 * 0x08
+)
+
+// topicWord returns a word whose high bits are set if x holds a non-ASCII
+// byte, a zero byte, '+' or '#' (and may be set at other bytes when it
+// does): the fast path's test for "nothing unusual here".
+//
+//   - x itself carries the high bit of every non-ASCII byte;
+//   - x - lo8 sets the high bit of a zero byte (0 - 1 = 0xFF); without a
+//     zero byte nothing borrows, so ASCII bytes stay below 0x80;
+//   - t = (x | 0x08) ^ '+' is zero exactly at '+' and '#', and t - lo8
+//     flags those bytes the same way. t keeps x's high bit, so a non-ASCII
+//     byte (already flagged) is the only other source of flags.
+func topicWord(x uint64) uint64 {
+	t := (x | bit38) ^ plus8
+	return x | (x - lo8) | (t - lo8)
+}
+
 // checkTopicName validates a PUBLISH topic name: a non-empty
 // [MQTT-4.7.3-1] MQTT string with no wildcard characters [MQTT-3.3.2-2]. It
 // returns "" or the rule broken, and whether the failure is a malformed
 // string (true) or a protocol violation (false).
+//
+// The common case, an ASCII topic, is checked eight bytes at a time without
+// branches; anything unusual takes the byte-wise path.
 func checkTopicName(b []byte) (rule string, isMalformed bool) {
-	if len(b) == 0 {
-		return "MQTT-4.7.3-1", false
-	}
-	i := 0
-	for ; i+8 <= len(b); i += 8 {
-		x := binary.LittleEndian.Uint64(b[i:])
-		if x&hi8 != 0 || hasZeroByte(x) || hasByte(x, '+') || hasByte(x, '#') {
-			return checkTopicNameSlow(b)
+	n := len(b)
+	if n < 8 {
+		if n == 0 {
+			return "MQTT-4.7.3-1", false
 		}
-	}
-	for ; i < len(b); i++ {
-		switch c := b[i]; {
-		case c >= 0x80, c == 0, c == '+', c == '#':
-			return checkTopicNameSlow(b)
+		for _, c := range b {
+			if c >= 0x80 || c == 0 || c == '+' || c == '#' {
+				return checkTopicNameSlow(b)
+			}
 		}
+		return "", false
+	}
+	// The last word may overlap bytes checked below; that is harmless.
+	acc := topicWord(binary.LittleEndian.Uint64(b[n-8:]))
+	for r := b; len(r) >= 16; r = r[16:] {
+		acc |= topicWord(binary.LittleEndian.Uint64(r)) | topicWord(binary.LittleEndian.Uint64(r[8:]))
+	}
+	if n&8 != 0 {
+		acc |= topicWord(binary.LittleEndian.Uint64(b[n&^15:]))
+	}
+	if acc&hi8 != 0 {
+		return checkTopicNameSlow(b)
 	}
 	return "", false
 }

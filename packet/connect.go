@@ -267,4 +267,3 @@ func (p *Connect) MarshalBinary() ([]byte, error) { return marshal(p) }
 // UnmarshalBinary decodes a copy of data into p, so p does not alias data.
 // Allocates.
 func (p *Connect) UnmarshalBinary(data []byte) error { return unmarshal(p, data) }
-

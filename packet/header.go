@@ -186,6 +186,8 @@ func frameBody(frame []byte, t Type) ([]byte, error) {
 	var rem, n int
 	if frame[1] < 0x80 {
 		rem, n = int(frame[1]), 1
+	} else if len(frame) > 2 && frame[2] < 0x80 && frame[2] != 0 {
+		rem, n = int(frame[1]&0x7F)|int(frame[2])<<7, 2
 	} else {
 		var err error
 		rem, n, err = parseVarint(frame[1:])

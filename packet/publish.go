@@ -30,7 +30,9 @@ func (p *Publish) remaining() int {
 // Size returns the encoded length of the packet, fixed header included.
 func (p *Publish) Size() int { r := p.remaining(); return 1 + varintLen(r) + r }
 
-func (p *Publish) check() error {
+// checkFields checks everything but the topic's bytes, which AppendBinary
+// checks while copying them.
+func (p *Publish) checkFields() error {
 	const t = TypePublish
 	if !p.QoS.Valid() {
 		return encodeErr(t, "QoS (3)", "MQTT-3.3.1-4", ErrProtocol)
@@ -48,22 +50,23 @@ func (p *Publish) check() error {
 	if len(p.Topic) > maxString {
 		return encodeErr(t, "topic name (longer than 65,535 bytes)", "MQTT-1.5.3", ErrPacketTooLarge)
 	}
-	if r, m := checkTopicName(p.Topic); r != "" {
-		return encodeErr(t, "topic name", r, classOf(m))
-	}
 	return checkRemaining(t, p.remaining())
 }
 
 // AppendBinary appends the encoded packet to dst. It allocates only when dst
 // lacks capacity for Size bytes. The topic is validated as Decode would
-// validate it; a packet that breaks a rule gives an *EncodeError and dst
-// unchanged.
+// validate it; a packet that breaks a rule
+// gives an *EncodeError and dst unchanged (bytes past len(dst) may have been
+// written).
 func (p *Publish) AppendBinary(dst []byte) ([]byte, error) {
-	if err := p.check(); err != nil {
+	if err := p.checkFields(); err != nil {
 		return dst, err
 	}
 	rem := p.remaining()
-	dst = slices.Grow(dst, 5+rem)
+	size := 1 + varintLen(rem) + rem
+	orig := len(dst)
+	dst = slices.Grow(dst, size)[:orig+size]
+	out := dst[orig:]
 	b0 := byte(TypePublish)<<4 | byte(p.QoS)<<1
 	if p.Dup {
 		b0 |= 0b1000
@@ -71,13 +74,30 @@ func (p *Publish) AppendBinary(dst []byte) ([]byte, error) {
 	if p.Retain {
 		b0 |= 1
 	}
-	dst = append(dst, b0)
-	dst = appendVarint(dst, rem)
-	dst = appendBytes(dst, p.Topic)
-	if p.QoS > 0 {
-		dst = append(dst, byte(p.ID>>8), byte(p.ID))
+	out[0] = b0
+	i := 1
+	for v := rem; ; i++ {
+		if v < 0x80 {
+			out[i] = byte(v)
+			i++
+			break
+		}
+		out[i] = byte(v) | 0x80
+		v >>= 7
 	}
-	return append(dst, p.Payload...), nil
+	tl := len(p.Topic)
+	out[i], out[i+1] = byte(tl>>8), byte(tl)
+	i += 2
+	if r, m := checkTopicName(p.Topic); r != "" {
+		return dst[:orig], encodeErr(TypePublish, "topic name", r, classOf(m))
+	}
+	i += copy(out[i:], p.Topic)
+	if p.QoS > 0 {
+		out[i], out[i+1] = byte(p.ID>>8), byte(p.ID)
+		i += 2
+	}
+	copy(out[i:], p.Payload)
+	return dst, nil
 }
 
 // Decode decodes frame, one whole PUBLISH packet with its fixed header, into
@@ -120,7 +140,14 @@ func (p *Publish) Decode(frame []byte) error {
 	if end < len(body) {
 		payload = body[end:]
 	}
-	*p = Publish{Dup: b0&0b1000 != 0, QoS: qos, Retain: b0&1 != 0, Topic: topic, ID: id, Payload: payload}
+	// Field by field: assigning a composite literal to *p copies a
+	// temporary through typedmemmove, which costs more than the decode.
+	p.Dup = b0&0b1000 != 0
+	p.QoS = qos
+	p.Retain = b0&1 != 0
+	p.Topic = topic
+	p.ID = id
+	p.Payload = payload
 	return nil
 }
 
