@@ -159,7 +159,9 @@ func TestConnectionStringRedaction(t *testing.T) {
 		for _, verb := range []string{"%v", "%+v", "%#v", "%s", "%q", "%x", "%d", "%10v", "%T"} {
 			out = append(out, fmt.Sprintf(verb, cs), fmt.Sprintf(verb, &cs), fmt.Sprintf(verb, w), fmt.Sprintf(verb, &w))
 		}
-		out = append(out, fmt.Sprint(cs), fmt.Sprintln(cs, w), cs.String(), cs.GoString())
+		out = append(out, fmt.Sprint(cs), fmt.Sprintln(cs, w), cs.String(), cs.GoString(),
+			fmt.Sprintf("%v %+v %#v", []ConnectionString{cs}, map[string]ConnectionString{"k": cs}, []any{cs, &cs}),
+			fmt.Sprintf("%+v", struct{ inner []ConnectionString }{[]ConnectionString{cs}}))
 		var buf bytes.Buffer
 		log.New(&buf, "", 0).Printf("%v %+v", cs, w)
 		for _, h := range []slog.Handler{slog.NewJSONHandler(&buf, nil), slog.NewTextHandler(&buf, nil)} {

@@ -32,7 +32,8 @@ var strictBase64 = base64.StdEncoding.Strict()
 //
 //	SharedAccessSignature sr={EncodedResource}&sig={pct(Signature)}&se={Expiry}[&skn={pct(KeyName)}]
 //
-// A Token is a plain value, safe to copy and to share between goroutines.
+// A Token is a plain value, safe to copy and to share between goroutines;
+// ParseToken and NewToken set Expiry in UTC, so their results compare with ==.
 // Its String method returns the credential itself (it is the MQTT password);
 // its LogValue hides the signature, so slog never logs a usable token.
 type Token struct {
