@@ -1,0 +1,619 @@
+package mqtt
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hubwire/hubwire/packet"
+)
+
+// Client is an MQTT 3.1.1 client. Create it with NewClient, start it with
+// Connect, stop it with Close. All methods are safe for concurrent use by
+// multiple goroutines.
+type Client struct {
+	cfg   Config
+	dial  func(ctx context.Context) (net.Conn, error)
+	log   *slog.Logger
+	store Store
+
+	// sem holds one token per unacknowledged QoS 1/2 publish: its capacity
+	// is the in-flight window.
+	sem chan struct{}
+
+	ctx     context.Context // cancelled by Close: aborts reconnect attempts
+	cancel  context.CancelFunc
+	closeCh chan struct{} // closed by Close
+
+	mu          sync.Mutex
+	state       State
+	cur         *conn // the live connection, nil when there is none
+	closing     bool  // Close started: no new publishes
+	closed      bool  // Close is tearing down: no new connections
+	runDone     chan struct{}
+	nextID      packet.ID
+	pending     map[packet.ID]*pending
+	freePending []*pending
+	rx2         map[packet.ID]bool // incoming QoS 2 ids between PUBLISH and PUBREL; true once PUBREC was sent
+	subs        []route            // subscriptions to restore on a new session, in order
+	scratch     []byte             // encodes publishes while disconnected
+
+	routes atomic.Pointer[[]route] // snapshot of subs for the delivery goroutine
+
+	deliverOnce sync.Once
+	queue       chan *Message
+	deliverDone chan struct{}
+
+	pings atomic.Uint64 // PINGREQs sent, for tests
+}
+
+// route is a subscription: a filter, its requested QoS and its handler.
+type route struct {
+	filter  string
+	qos     packet.QoS
+	handler Handler
+}
+
+type pendingKind uint8
+
+const (
+	kindPublish pendingKind = iota
+	kindSubscribe
+	kindUnsubscribe
+)
+
+// pending is an outgoing packet waiting for its acknowledgement.
+type pending struct {
+	kind     pendingKind
+	qos      packet.QoS
+	released bool // QoS 2: PUBREC received, PUBREL sent
+	slot     bool // holds a token of Client.sem
+	done     func(error)
+	req      chan []byte // subscribe/unsubscribe: SUBACK codes (nil for UNSUBACK); nil channel for resubscribes
+	filters  []string    // subscribe/unsubscribe: the filters, in packet order
+}
+
+// NewClient returns a client for cfg. It does not connect. It reads back the
+// packets of a non-empty Config.Store, which are resent after Connect.
+func NewClient(cfg Config) (*Client, error) {
+	cfg.normalize()
+	if cfg.ClientID == "" && !cfg.CleanSession {
+		return nil, invalid("empty client id requires CleanSession [MQTT-3.1.3-7]", nil)
+	}
+	if cfg.Will != nil {
+		if err := packet.ValidateTopicName(stringBytes(cfg.Will.Topic)); err != nil {
+			return nil, invalid("will topic", err)
+		}
+		if !cfg.Will.QoS.Valid() {
+			return nil, invalid("will QoS", nil)
+		}
+	}
+	c := &Client{
+		cfg:     cfg,
+		dial:    cfg.Dialer,
+		log:     cfg.Logger,
+		store:   cfg.Store,
+		sem:     make(chan struct{}, cfg.InFlight),
+		closeCh: make(chan struct{}),
+	}
+	if c.log == nil {
+		c.log = slog.New(slog.DiscardHandler)
+	}
+	if c.dial == nil {
+		if cfg.URL == "" {
+			return nil, invalid("Config needs a Dialer or a URL", nil)
+		}
+		d, err := urlDialer(cfg.URL)
+		if err != nil {
+			return nil, err
+		}
+		c.dial = d
+	}
+	c.ctx, c.cancel = context.WithCancel(context.Background())
+	if err := c.loadStore(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// loadStore creates a pending entry for every packet in the store.
+func (c *Client) loadStore() error {
+	var bad error
+	err := c.store.Range(func(id packet.ID, pkt []byte) bool {
+		if len(pkt) == 0 {
+			return true
+		}
+		pe := &pending{kind: kindPublish}
+		switch packet.Type(pkt[0] >> 4) {
+		case packet.TypePublish:
+			pe.qos = packet.QoS(pkt[0]>>1) & 3
+		case packet.TypePubrel:
+			pe.qos, pe.released = packet.QoS2, true
+		default:
+			bad = invalid("store holds a packet that is neither PUBLISH nor PUBREL", nil)
+			return false
+		}
+		select {
+		case c.sem <- struct{}{}:
+			pe.slot = true
+		default:
+		}
+		if c.pending == nil {
+			c.pending = make(map[packet.ID]*pending)
+		}
+		c.pending[id] = pe
+		return true
+	})
+	if err == nil {
+		err = bad
+	}
+	return err
+}
+
+// State returns the current connection state.
+func (c *Client) State() State {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.state
+}
+
+// setStateLocked changes the state and returns a function that reports the
+// change to Config.OnStateChange; call it after unlocking.
+func (c *Client) setStateLocked(to State, err error) func() {
+	from := c.state
+	c.state = to
+	if from == to && err == nil {
+		return func() {}
+	}
+	return func() {
+		if err != nil {
+			c.log.Info("mqtt: state change", "from", from.String(), "to", to.String(), "err", err)
+		} else {
+			c.log.Debug("mqtt: state change", "from", from.String(), "to", to.String())
+		}
+		if c.cfg.OnStateChange != nil {
+			c.cfg.OnStateChange(from, to, err)
+		}
+	}
+}
+
+// Connect dials the broker, sends CONNECT and waits for CONNACK, within ctx
+// and Config.ConnectTimeout. A refused connection returns the
+// packet.ConnackCode. After a successful Connect the client reconnects by
+// itself whenever the connection is lost (unless Config.Reconnect.Disabled),
+// until Close. It reports whether the broker resumed a stored session.
+func (c *Client) Connect(ctx context.Context) (sessionPresent bool, err error) {
+	c.mu.Lock()
+	switch {
+	case c.closing:
+		c.mu.Unlock()
+		return false, ErrClosed
+	case c.state != StateDisconnected:
+		c.mu.Unlock()
+		return false, ErrConnected
+	}
+	notify := c.setStateLocked(StateConnecting, nil)
+	c.mu.Unlock()
+	notify()
+
+	cn, sp, err := c.handshake(ctx)
+	if err == nil {
+		err = c.install(cn, sp)
+		if err != nil {
+			cn.nc.Close()
+		}
+	}
+	if err != nil {
+		c.mu.Lock()
+		notify = c.setStateLocked(StateDisconnected, err)
+		c.mu.Unlock()
+		notify()
+		return false, err
+	}
+	return sp, nil
+}
+
+// handshake dials and exchanges CONNECT/CONNACK.
+func (c *Client) handshake(ctx context.Context) (*conn, bool, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.ConnectTimeout)
+	defer cancel()
+	nc, err := c.dial(ctx)
+	if err != nil {
+		return nil, false, &wrapped{msg: "mqtt: dial: " + err.Error(), err: err}
+	}
+	cn, sp, err := c.connectOn(ctx, nc)
+	if err != nil {
+		nc.Close()
+		return nil, false, err
+	}
+	return cn, sp, nil
+}
+
+func (c *Client) connectOn(ctx context.Context, nc net.Conn) (*conn, bool, error) {
+	cp := packet.Connect{
+		CleanSession: c.cfg.CleanSession,
+		KeepAlive:    uint16(c.cfg.KeepAlive / time.Second),
+		ClientID:     []byte(c.cfg.ClientID),
+	}
+	if c.cfg.Username != "" {
+		cp.UsernameFlag, cp.Username = true, []byte(c.cfg.Username)
+	}
+	switch {
+	case c.cfg.PasswordFunc != nil:
+		pw, err := c.cfg.PasswordFunc(ctx)
+		if err != nil {
+			return nil, false, &wrapped{msg: "mqtt: password: " + err.Error(), err: err}
+		}
+		cp.PasswordFlag, cp.Password = true, pw
+	case c.cfg.Password != nil:
+		cp.PasswordFlag, cp.Password = true, c.cfg.Password
+	}
+	if w := c.cfg.Will; w != nil {
+		cp.WillFlag, cp.WillQoS, cp.WillRetain = true, w.QoS, w.Retain
+		cp.WillTopic, cp.WillPayload = []byte(w.Topic), w.Payload
+		if cp.WillPayload == nil {
+			cp.WillPayload = []byte{}
+		}
+	}
+	buf, err := cp.AppendBinary(nil)
+	if err != nil {
+		return nil, false, invalid("CONNECT", err)
+	}
+
+	// Bound the exchange by ctx: its deadline, and its cancellation.
+	if dl, ok := ctx.Deadline(); ok {
+		_ = nc.SetDeadline(dl)
+	}
+	stop := context.AfterFunc(ctx, func() { _ = nc.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
+
+	if _, err := nc.Write(buf); err != nil {
+		return nil, false, ctxErr(ctx, "mqtt: write CONNECT", err)
+	}
+	r := packet.NewReader(nc, c.cfg.MaxPacketSize)
+	f, err := r.Next()
+	if err != nil {
+		return nil, false, ctxErr(ctx, "mqtt: read CONNACK", err)
+	}
+	if f.Type() != packet.TypeConnack {
+		return nil, false, &wrapped{msg: "mqtt: expected CONNACK, got " + f.Type().String(), err: ErrProtocol}
+	}
+	var ack packet.Connack
+	if err := ack.Decode(f); err != nil {
+		return nil, false, &wrapped{msg: "mqtt: CONNACK: " + err.Error(), err: ErrProtocol, cause: err}
+	}
+	if ack.ReturnCode != packet.ConnackAccepted {
+		return nil, false, ack.ReturnCode
+	}
+	if !stop() {
+		return nil, false, ctxErr(ctx, "mqtt: connect", ctx.Err())
+	}
+	_ = nc.SetDeadline(time.Time{})
+	return newConn(nc, r), ack.SessionPresent, nil
+}
+
+// ctxErr prefers the context's error when the context ended the operation.
+func ctxErr(ctx context.Context, what string, err error) error {
+	if ce := ctx.Err(); ce != nil {
+		return &wrapped{msg: what + ": " + ce.Error(), err: ce, cause: err}
+	}
+	return &wrapped{msg: what + ": " + err.Error(), err: err}
+}
+
+// install makes cn the live connection: restores subscriptions when the
+// broker has no session, resends stored packets, then starts the reader and
+// writer goroutines.
+func (c *Client) install(cn *conn, sessionPresent bool) error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return ErrClosed
+	}
+	c.cur = cn
+	if !sessionPresent {
+		clear(c.rx2)
+		c.resubscribeLocked(cn)
+	}
+	completed := c.resendLocked(cn, sessionPresent)
+	runDone := make(chan struct{})
+	c.runDone = runDone
+	notify := c.setStateLocked(StateConnected, nil)
+	c.mu.Unlock()
+	for _, f := range completed {
+		f(nil)
+	}
+	notify()
+
+	go c.writeLoop(cn)
+	go c.run(cn, runDone)
+	return nil
+}
+
+// resendLocked queues the stored packets on cn in their original order
+// [MQTT-4.4.0-1]: PUBLISH with DUP set when the session was resumed, and
+// PUBREL. Without a session, publishes go out as new messages and QoS 2
+// messages already released are complete: the old session received them.
+func (c *Client) resendLocked(cn *conn, sessionPresent bool) (completed []func(error)) {
+	if len(c.pending) == 0 {
+		return nil
+	}
+	var done []packet.ID
+	bp := c.bufLocked(cn)
+	err := c.store.Range(func(id packet.ID, pkt []byte) bool {
+		pe := c.pending[id]
+		if pe == nil || pe.kind != kindPublish || len(pkt) == 0 {
+			return true
+		}
+		switch packet.Type(pkt[0] >> 4) {
+		case packet.TypePublish:
+			start := len(*bp)
+			*bp = append(*bp, pkt...)
+			if sessionPresent {
+				(*bp)[start] |= 0x08 // DUP [MQTT-3.3.1-1]
+			} else {
+				(*bp)[start] &^= 0x08
+			}
+		case packet.TypePubrel:
+			if sessionPresent {
+				*bp = append(*bp, pkt...)
+			} else {
+				done = append(done, id)
+			}
+		}
+		return true
+	})
+	if err != nil {
+		c.log.Error("mqtt: store: resend", "err", err)
+	}
+	for _, id := range done {
+		if f := c.completeLocked(id); f != nil {
+			completed = append(completed, f)
+		}
+	}
+	return completed
+}
+
+// resubscribeLocked queues one SUBSCRIBE for every subscription, for a
+// broker that has no session for us.
+func (c *Client) resubscribeLocked(cn *conn) {
+	if len(c.subs) == 0 {
+		return
+	}
+	sp := packet.Subscribe{ID: c.allocIDLocked()}
+	filters := make([]string, len(c.subs))
+	for i, r := range c.subs {
+		sp.Filters = append(sp.Filters, packet.Subscription{Filter: []byte(r.filter), QoS: r.qos})
+		filters[i] = r.filter
+	}
+	bp := c.bufLocked(cn)
+	var err error
+	if *bp, err = sp.AppendBinary(*bp); err != nil {
+		c.log.Error("mqtt: resubscribe", "err", err)
+		return
+	}
+	pe := c.newPendingLocked()
+	pe.kind, pe.filters = kindSubscribe, filters
+	c.pending[sp.ID] = pe
+}
+
+// run is the connection's reader goroutine. When the connection fails it
+// tears it down and, unless closed or disabled, reconnects with backoff; the
+// new connection gets its own run goroutine.
+func (c *Client) run(cn *conn, runDone chan struct{}) {
+	defer close(runDone)
+	err := c.readLoop(cn)
+	if !c.teardown(cn, err) {
+		return
+	}
+	for attempt := 0; ; attempt++ {
+		t := time.NewTimer(c.cfg.Reconnect.delay(attempt))
+		select {
+		case <-t.C:
+		case <-c.closeCh:
+			t.Stop()
+			return
+		}
+		ncn, sp, err := c.handshake(c.ctx)
+		if err != nil {
+			c.log.Info("mqtt: reconnect failed", "attempt", attempt+1, "err", err)
+			c.mu.Lock()
+			notify := c.setStateLocked(StateReconnecting, err)
+			c.mu.Unlock()
+			notify()
+			continue
+		}
+		if err := c.install(ncn, sp); err != nil {
+			ncn.nc.Close()
+		}
+		return
+	}
+}
+
+// teardown retires cn after its reader stopped with cause. It reports
+// whether the client should reconnect.
+func (c *Client) teardown(cn *conn, cause error) bool {
+	c.mu.Lock()
+	if c.cur == cn {
+		c.cur = nil
+	}
+	if cn.err != nil {
+		cause = cn.err
+	}
+	close(cn.done)
+	if cn.wbuf != nil {
+		putBuf(cn.wbuf)
+		cn.wbuf = nil
+	}
+	var fail []*pending
+	for id, pe := range c.pending {
+		if pe.kind != kindPublish {
+			delete(c.pending, id)
+			fail = append(fail, pe)
+		}
+	}
+	reconnect := !c.closed && !c.cfg.Reconnect.Disabled
+	var notify func()
+	switch {
+	case c.closed:
+		notify = c.setStateLocked(StateClosed, nil)
+	case reconnect:
+		notify = c.setStateLocked(StateReconnecting, cause)
+	default:
+		notify = c.setStateLocked(StateDisconnected, cause)
+	}
+	c.mu.Unlock()
+	cn.nc.Close()
+	<-cn.writerDone
+	for _, pe := range fail {
+		if pe.req != nil {
+			close(pe.req)
+		}
+	}
+	notify()
+	return reconnect
+}
+
+// Close stops the client. It first waits, within ctx, for unacknowledged
+// QoS 1 and 2 publishes to complete while a connection is up (or being
+// re-established), then sends DISCONNECT after everything queued, closes the
+// connection and stops reconnecting. Publishes still unacknowledged when ctx
+// ends complete with ErrClosed (they remain in a persistent Store). It
+// returns ctx's error if ctx ended first. Closing a closed client returns
+// ErrClosed.
+func (c *Client) Close(ctx context.Context) error {
+	c.mu.Lock()
+	if c.closing {
+		c.mu.Unlock()
+		return ErrClosed
+	}
+	c.closing = true
+	c.mu.Unlock()
+
+	var result error
+	tick := time.NewTicker(5 * time.Millisecond)
+	for len(c.sem) > 0 {
+		st := c.State()
+		if st != StateConnected && st != StateReconnecting {
+			break
+		}
+		select {
+		case <-tick.C:
+			continue
+		case <-ctx.Done():
+			result = ctx.Err()
+		}
+		break
+	}
+	tick.Stop()
+
+	c.mu.Lock()
+	c.closed = true
+	cn, runDone := c.cur, c.runDone
+	if cn != nil {
+		bp := c.bufLocked(cn)
+		*bp = append(*bp, byte(packet.TypeDisconnect)<<4, 0)
+		cn.closing = true
+	}
+	c.mu.Unlock()
+	c.cancel()
+	close(c.closeCh)
+
+	if runDone != nil {
+		select {
+		case <-runDone:
+		case <-ctx.Done():
+			if result == nil {
+				result = ctx.Err()
+			}
+			if cn != nil {
+				cn.nc.Close()
+			}
+			<-runDone // the reader returns as soon as its conn is closed
+		}
+	}
+
+	c.mu.Lock()
+	var fail []func(error)
+	for id, pe := range c.pending {
+		if pe.kind == kindPublish && pe.done != nil {
+			fail = append(fail, pe.done)
+		}
+		if pe.slot {
+			<-c.sem
+		}
+		delete(c.pending, id)
+	}
+	notify := c.setStateLocked(StateClosed, nil)
+	c.mu.Unlock()
+	for _, f := range fail {
+		f(ErrClosed)
+	}
+	if c.deliverDone != nil {
+		select {
+		case <-c.deliverDone:
+		case <-ctx.Done():
+			if result == nil {
+				result = ctx.Err()
+			}
+		}
+	}
+	notify()
+	return result
+}
+
+// allocIDLocked returns a packet id not used by any pending packet.
+func (c *Client) allocIDLocked() packet.ID {
+	if c.pending == nil {
+		c.pending = make(map[packet.ID]*pending)
+	}
+	for {
+		c.nextID++
+		if c.nextID == 0 {
+			c.nextID = 1
+		}
+		if _, used := c.pending[c.nextID]; !used {
+			return c.nextID
+		}
+	}
+}
+
+func (c *Client) newPendingLocked() *pending {
+	if n := len(c.freePending); n > 0 {
+		pe := c.freePending[n-1]
+		c.freePending = c.freePending[:n-1]
+		return pe
+	}
+	return new(pending)
+}
+
+func (c *Client) freePendingLocked(pe *pending) {
+	*pe = pending{}
+	if len(c.freePending) < cap(c.sem) {
+		c.freePending = append(c.freePending, pe)
+	}
+}
+
+// completeLocked finishes the publish id: forgets it, frees its window slot
+// and returns the callback to report success to (call it after unlocking;
+// it may be nil).
+func (c *Client) completeLocked(id packet.ID) func(error) {
+	pe := c.pending[id]
+	delete(c.pending, id)
+	if err := c.store.Delete(id); err != nil {
+		c.log.Error("mqtt: store: delete", "id", int(id), "err", err)
+	}
+	done, slot := pe.done, pe.slot
+	c.freePendingLocked(pe)
+	if slot {
+		<-c.sem
+	}
+	return done
+}
+
+// errNoTransport is returned for URL schemes other than tcp until a
+// Dialer is supplied.
+var errNoTransport = errors.New("mqtt: unsupported URL scheme (set Config.Dialer)")

@@ -1,0 +1,168 @@
+package mqtt
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"time"
+)
+
+// Defaults applied by NewClient to zero fields of Config.
+const (
+	DefaultKeepAlive       = 60 * time.Second
+	DefaultConnectTimeout  = 10 * time.Second
+	DefaultInFlight        = 64
+	DefaultHandlerQueue    = 128
+	DefaultMaxPacketSize   = 4 << 20
+	DefaultWriteBufferSize = 64 << 10
+	DefaultBackoffMin      = 100 * time.Millisecond
+	DefaultBackoffMax      = 30 * time.Second
+)
+
+// Config configures a Client. It is a plain struct: zero fields take the
+// documented defaults, and NewClient copies it, so changing a Config after
+// NewClient has no effect.
+type Config struct {
+	// Dialer opens the byte stream to the broker. It is called once per
+	// connection attempt with a context bounded by ConnectTimeout. When nil,
+	// URL is dialed (tcp://, tls://, ws://, wss://, or a bare host:port for
+	// TCP).
+	Dialer func(ctx context.Context) (net.Conn, error)
+	// URL is the broker address used when Dialer is nil.
+	URL string
+
+	// ClientID is the MQTT client identifier. It may be empty only with
+	// CleanSession [MQTT-3.1.3-7].
+	ClientID string
+	// Username is sent when not empty.
+	Username string
+	// Password is sent when not nil (and PasswordFunc is nil).
+	Password []byte
+	// PasswordFunc, when set, is called on every connection attempt and its
+	// result sent as the password: a SAS token can be renewed before each
+	// reconnect. An error aborts that attempt.
+	PasswordFunc func(ctx context.Context) ([]byte, error)
+
+	// KeepAlive is the keep-alive interval sent in CONNECT. The client sends
+	// PINGREQ when it has written nothing for about this long. Zero means
+	// DefaultKeepAlive; negative disables keep-alive (0 on the wire).
+	// Values are rounded down to whole seconds, at most 65,535 s.
+	KeepAlive time.Duration
+	// PingTimeout is how long a PINGRESP may take before the connection is
+	// declared dead and closed (then reconnected). Zero means the smaller of
+	// KeepAlive and 10 s.
+	PingTimeout time.Duration
+	// CleanSession asks the broker to discard any previous session.
+	CleanSession bool
+	// Will is published by the broker when the connection is lost without
+	// DISCONNECT. Nil means no will.
+	Will *Message
+	// ConnectTimeout bounds dialing plus the CONNECT/CONNACK exchange of
+	// one attempt. Zero means DefaultConnectTimeout.
+	ConnectTimeout time.Duration
+
+	// InFlight is the window of unacknowledged QoS 1 and 2 publishes.
+	// Zero means DefaultInFlight; at most 65,535.
+	InFlight int
+	// FailWhenFull makes Publish and PublishAsync return ErrInFlightFull
+	// at once when the window is full, instead of waiting for a slot.
+	FailWhenFull bool
+	// WriteBufferSize is the number of pending bytes (not yet written to the
+	// connection) above which Publish waits for the writer. Zero means
+	// DefaultWriteBufferSize.
+	WriteBufferSize int
+	// MaxPacketSize limits incoming packets; a larger one closes the
+	// connection. Zero means DefaultMaxPacketSize.
+	MaxPacketSize int
+
+	// Reconnect configures automatic reconnection after a connection that
+	// Connect established is lost.
+	Reconnect Backoff
+	// Store keeps unacknowledged outgoing packets across reconnects. Nil
+	// means a new MemoryStore.
+	Store Store
+
+	// OnMessage handles incoming messages that match no Subscription with
+	// a Handler. Nil drops them (still acknowledged).
+	OnMessage Handler
+	// HandlerQueue is the number of received messages that may wait for
+	// their handler. When it is full the reader stops reading (TCP
+	// back-pressure to the broker); see the package documentation. Zero
+	// means DefaultHandlerQueue.
+	HandlerQueue int
+	// AckAfterHandler delays the PUBACK (QoS 1) or PUBREC (QoS 2) of a
+	// received message until its handler has returned, so a crash inside
+	// the handler makes the broker send it again. By default the
+	// acknowledgement is sent as soon as the message is queued for its
+	// handler. Either way acknowledgements leave in the order the messages
+	// arrived [MQTT-4.6.0-2].
+	AckAfterHandler bool
+
+	// OnStateChange, when set, is called on every state change with the
+	// error that caused it (nil for a requested change). It runs on the
+	// client's goroutines and must return quickly.
+	OnStateChange func(from, to State, err error)
+	// Logger receives connection events. Nil means silent. Secrets
+	// (passwords) are never logged.
+	Logger *slog.Logger
+}
+
+// Backoff is an exponential backoff with full jitter: before attempt n
+// (from 0) the client waits a uniformly random time in [0, min(Max, Min·2ⁿ)].
+type Backoff struct {
+	// Disabled turns automatic reconnection off: a lost connection moves
+	// the client to StateDisconnected and Connect must be called again.
+	Disabled bool
+	// Min is the first ceiling. Zero means DefaultBackoffMin.
+	Min time.Duration
+	// Max caps the ceiling. Zero means DefaultBackoffMax.
+	Max time.Duration
+}
+
+func (c *Config) normalize() {
+	if c.KeepAlive == 0 {
+		c.KeepAlive = DefaultKeepAlive
+	}
+	if c.KeepAlive < 0 {
+		c.KeepAlive = 0
+	}
+	if c.KeepAlive > 65535*time.Second {
+		c.KeepAlive = 65535 * time.Second
+	}
+	if c.PingTimeout <= 0 {
+		c.PingTimeout = 10 * time.Second
+		if c.KeepAlive > 0 && c.KeepAlive < c.PingTimeout {
+			c.PingTimeout = c.KeepAlive
+		}
+	}
+	if c.ConnectTimeout <= 0 {
+		c.ConnectTimeout = DefaultConnectTimeout
+	}
+	if c.InFlight <= 0 {
+		c.InFlight = DefaultInFlight
+	}
+	if c.InFlight > 65535 {
+		c.InFlight = 65535
+	}
+	if c.WriteBufferSize <= 0 {
+		c.WriteBufferSize = DefaultWriteBufferSize
+	}
+	if c.MaxPacketSize <= 0 {
+		c.MaxPacketSize = DefaultMaxPacketSize
+	}
+	if c.HandlerQueue <= 0 {
+		c.HandlerQueue = DefaultHandlerQueue
+	}
+	if c.Reconnect.Min <= 0 {
+		c.Reconnect.Min = DefaultBackoffMin
+	}
+	if c.Reconnect.Max <= 0 {
+		c.Reconnect.Max = DefaultBackoffMax
+	}
+	if c.Reconnect.Max < c.Reconnect.Min {
+		c.Reconnect.Max = c.Reconnect.Min
+	}
+	if c.Store == nil {
+		c.Store = NewMemoryStore()
+	}
+}

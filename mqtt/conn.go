@@ -1,0 +1,350 @@
+package mqtt
+
+import (
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hubwire/hubwire/packet"
+)
+
+// conn is one network connection and its two goroutines: the reader (run)
+// and the writer (writeLoop).
+//
+// Outgoing packets are appended, under Client.mu, to wbuf: the queue is a
+// byte buffer holding encoded packets. The writer takes the whole buffer,
+// writes it with one Write call and hands the buffer back to a pool, so a
+// burst of packets costs one syscall and an idle connection keeps no write
+// buffer.
+type conn struct {
+	nc net.Conn
+	r  *packet.Reader
+
+	// Guarded by Client.mu.
+	wbuf    *[]byte // pending output; nil when there is none
+	closing bool    // DISCONNECT queued: the writer closes nc once wbuf is written
+	err     error   // why the writer closed nc, if it did
+
+	wake       chan struct{} // cap 1: wbuf became non-empty or closing was set
+	space      chan struct{} // cap 1: the writer took wbuf
+	done       chan struct{} // closed by teardown
+	writerDone chan struct{} // closed when writeLoop returns
+
+	pingOut atomic.Bool // a PINGREQ awaits its PINGRESP
+	stalled atomic.Bool // the reader is blocked on a full handler queue
+}
+
+func newConn(nc net.Conn, r *packet.Reader) *conn {
+	return &conn{
+		nc:         nc,
+		r:          r,
+		wake:       make(chan struct{}, 1),
+		space:      make(chan struct{}, 1),
+		done:       make(chan struct{}),
+		writerDone: make(chan struct{}),
+	}
+}
+
+// Write buffers come from a pool so that an idle connection holds none.
+// The pool holds *[]byte (a pointer fits in an interface without
+// allocating); buffers that grew past maxPooledBuf are dropped.
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
+
+const maxPooledBuf = 1 << 20
+
+func getBuf() *[]byte { return bufPool.Get().(*[]byte) }
+
+func putBuf(bp *[]byte) {
+	if cap(*bp) > maxPooledBuf {
+		return
+	}
+	*bp = (*bp)[:0]
+	bufPool.Put(bp)
+}
+
+// bufLocked returns cn's pending-output buffer, taking one from the pool
+// and waking the writer when the queue was empty.
+func (c *Client) bufLocked(cn *conn) *[]byte {
+	if cn.wbuf == nil {
+		cn.wbuf = getBuf()
+		select {
+		case cn.wake <- struct{}{}:
+		default:
+		}
+	}
+	return cn.wbuf
+}
+
+// appendAckLocked queues a two-byte-body acknowledgement of type t.
+func (c *Client) appendAckLocked(cn *conn, t packet.Type, id packet.ID) {
+	bp := c.bufLocked(cn)
+	var b0 byte = byte(t) << 4
+	if t == packet.TypePubrel {
+		b0 |= 0x02 // reserved flags of PUBREL [MQTT-3.6.1-1]
+	}
+	*bp = append(*bp, b0, 2, byte(id>>8), byte(id))
+}
+
+// sendAck queues an acknowledgement on cn if cn is still the live
+// connection; otherwise the broker will resend and we answer then.
+func (c *Client) sendAck(cn *conn, t packet.Type, id packet.ID) {
+	c.mu.Lock()
+	if c.cur == cn {
+		c.appendAckLocked(cn, t, id)
+	}
+	c.mu.Unlock()
+}
+
+// writeLoop is the connection's writer goroutine. It also runs the
+// keep-alive: when it has written nothing for half the keep-alive interval
+// it queues a PINGREQ, and it closes the connection when the PINGRESP does
+// not arrive within PingTimeout.
+func (c *Client) writeLoop(cn *conn) {
+	defer close(cn.writerDone)
+	var tick <-chan time.Time
+	var pingTimer *time.Timer
+	var pingC <-chan time.Time
+	ka := c.cfg.KeepAlive
+	var writeTimeout time.Duration
+	if ka > 0 {
+		t := time.NewTicker(ka / 2)
+		defer t.Stop()
+		tick = t.C
+		pingTimer = time.NewTimer(time.Hour)
+		pingTimer.Stop()
+		defer pingTimer.Stop()
+		pingC = pingTimer.C
+		writeTimeout = ka + c.cfg.PingTimeout
+	}
+	wrote := true
+	for {
+		select {
+		case <-cn.wake:
+		case <-tick:
+			if wrote {
+				wrote = false
+				continue
+			}
+			if cn.pingOut.Load() {
+				continue // the ping timer decides
+			}
+			c.mu.Lock()
+			if c.cur == cn && !cn.closing {
+				bp := c.bufLocked(cn)
+				*bp = append(*bp, byte(packet.TypePingreq)<<4, 0)
+				cn.pingOut.Store(true)
+				pingTimer.Reset(c.cfg.PingTimeout)
+				c.pings.Add(1)
+			}
+			c.mu.Unlock()
+		case <-pingC:
+			if !cn.pingOut.Load() {
+				continue
+			}
+			if cn.stalled.Load() {
+				// We are not reading (handlers are behind): the PINGRESP
+				// may be sitting in the socket. Wait again.
+				pingTimer.Reset(c.cfg.PingTimeout)
+				continue
+			}
+			c.mu.Lock()
+			cn.err = ErrPingTimeout
+			c.mu.Unlock()
+			cn.nc.Close()
+			return
+		case <-cn.done:
+			return
+		}
+		for {
+			c.mu.Lock()
+			bp, closing := cn.wbuf, cn.closing
+			cn.wbuf = nil
+			c.mu.Unlock()
+			if bp == nil {
+				if closing {
+					cn.nc.Close()
+					return
+				}
+				break
+			}
+			select {
+			case cn.space <- struct{}{}:
+			default:
+			}
+			if len(*bp) == 0 {
+				putBuf(bp)
+				continue
+			}
+			if writeTimeout > 0 {
+				_ = cn.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
+			}
+			_, err := cn.nc.Write(*bp)
+			putBuf(bp)
+			if err != nil {
+				c.mu.Lock()
+				if cn.err == nil {
+					cn.err = err
+				}
+				c.mu.Unlock()
+				cn.nc.Close()
+				return
+			}
+			wrote = true
+		}
+	}
+}
+
+// readLoop reads packets until the connection fails.
+func (c *Client) readLoop(cn *conn) error {
+	var (
+		pub      packet.Publish
+		suback   packet.Suback
+		lastTopc string // interned topic of the previous PUBLISH
+	)
+	for {
+		f, err := cn.r.Next()
+		if err != nil {
+			return err
+		}
+		switch t := f.Type(); t {
+		case packet.TypePublish:
+			if err := pub.Decode(f); err != nil {
+				return err
+			}
+			if string(pub.Topic) != lastTopc {
+				lastTopc = string(pub.Topic)
+			}
+			c.onPublish(cn, &pub, lastTopc)
+		case packet.TypePuback, packet.TypePubrec, packet.TypePubcomp, packet.TypePubrel, packet.TypeUnsuback:
+			if len(f) != 4 || f[1] != 2 {
+				return &wrapped{msg: "mqtt: malformed " + t.String(), err: ErrProtocol}
+			}
+			id := packet.ID(f[2])<<8 | packet.ID(f[3])
+			if id == 0 || (t == packet.TypePubrel && f[0]&0x0f != 2) || (t != packet.TypePubrel && f[0]&0x0f != 0) {
+				return &wrapped{msg: "mqtt: malformed " + t.String(), err: ErrProtocol}
+			}
+			c.onAck(cn, t, id)
+		case packet.TypeSuback:
+			if err := suback.Decode(f); err != nil {
+				return err
+			}
+			c.onSuback(suback.ID, suback.ReturnCodes)
+		case packet.TypePingresp:
+			cn.pingOut.Store(false)
+		default:
+			return &wrapped{msg: "mqtt: unexpected " + t.String() + " from broker", err: ErrProtocol}
+		}
+	}
+}
+
+// onAck handles PUBACK, PUBREC, PUBREL, PUBCOMP and UNSUBACK.
+func (c *Client) onAck(cn *conn, t packet.Type, id packet.ID) {
+	c.mu.Lock()
+	if t == packet.TypePubrel {
+		// Incoming QoS 2, step 3: forget the id, answer PUBCOMP [MQTT-4.3.3-2].
+		delete(c.rx2, id)
+		if c.cur == cn {
+			c.appendAckLocked(cn, packet.TypePubcomp, id)
+		}
+		c.mu.Unlock()
+		return
+	}
+	pe := c.pending[id]
+	if pe == nil {
+		c.mu.Unlock()
+		if t == packet.TypePubrec {
+			// A PUBREC for a message we no longer track: release it
+			// so the broker can finish.
+			c.sendAck(cn, packet.TypePubrel, id)
+		}
+		return
+	}
+	switch t {
+	case packet.TypePuback, packet.TypePubcomp:
+		if pe.kind != kindPublish || (t == packet.TypePuback) != (pe.qos == packet.QoS1) {
+			c.mu.Unlock()
+			return
+		}
+		done := c.completeLocked(id)
+		c.mu.Unlock()
+		if done != nil {
+			done(nil)
+		}
+		return
+	case packet.TypePubrec:
+		if pe.kind == kindPublish && pe.qos == packet.QoS2 {
+			if !pe.released {
+				pe.released = true
+				rel := [4]byte{byte(packet.TypePubrel)<<4 | 2, 2, byte(id >> 8), byte(id)}
+				if err := c.store.Put(id, rel[:]); err != nil {
+					c.log.Error("mqtt: store: put PUBREL", "id", int(id), "err", err)
+				}
+			}
+			if c.cur == cn {
+				c.appendAckLocked(cn, packet.TypePubrel, id)
+			}
+		}
+	case packet.TypeUnsuback:
+		if pe.kind == kindUnsubscribe {
+			delete(c.pending, id)
+			c.removeRoutesLocked(pe.filters)
+			if pe.req != nil {
+				pe.req <- nil
+			}
+		}
+	}
+	c.mu.Unlock()
+}
+
+// onPublish handles an incoming PUBLISH whose fields alias the reader's
+// frame; topic is its interned topic string.
+func (c *Client) onPublish(cn *conn, p *packet.Publish, topic string) {
+	switch p.QoS {
+	case packet.QoS0:
+		c.deliver(cn, newIncoming(p, topic))
+	case packet.QoS1:
+		m := newIncoming(p, topic)
+		if c.cfg.AckAfterHandler {
+			m.ackConn = cn
+			c.deliver(cn, m)
+			return
+		}
+		id := p.ID
+		c.deliver(cn, m)
+		c.sendAck(cn, packet.TypePuback, id)
+	case packet.QoS2:
+		id := p.ID
+		c.mu.Lock()
+		acked, seen := c.rx2[id]
+		if !seen {
+			if c.rx2 == nil {
+				c.rx2 = make(map[packet.ID]bool)
+			}
+			c.rx2[id] = false
+		} else if acked && c.cur == cn {
+			// A re-delivery of a message we already have: acknowledge,
+			// do not deliver again [MQTT-4.3.3-2].
+			c.appendAckLocked(cn, packet.TypePubrec, id)
+		}
+		c.mu.Unlock()
+		if seen {
+			return
+		}
+		m := newIncoming(p, topic)
+		if c.cfg.AckAfterHandler {
+			m.ackConn = cn
+			c.deliver(cn, m)
+			return
+		}
+		c.deliver(cn, m)
+		c.mu.Lock()
+		if _, ok := c.rx2[id]; ok {
+			c.rx2[id] = true
+		}
+		if c.cur == cn {
+			c.appendAckLocked(cn, packet.TypePubrec, id)
+		}
+		c.mu.Unlock()
+	}
+}

@@ -1,0 +1,94 @@
+package mqtt
+
+import (
+	"github.com/hubwire/hubwire/packet"
+)
+
+// deliver hands m to the delivery goroutine, starting it on first use. When
+// the handler queue is full the reader blocks here: it stops reading, so the
+// broker is slowed by TCP flow control instead of the client buffering
+// without bound. Meanwhile the writer keeps sending what is queued and the
+// keep-alive PINGREQs, and the PINGRESP deadline is suspended (the answer
+// may be waiting unread in the socket), so the connection stays up.
+func (c *Client) deliver(cn *conn, m *Message) {
+	c.deliverOnce.Do(c.startDelivery)
+	select {
+	case c.queue <- m:
+		return
+	default:
+	}
+	cn.stalled.Store(true)
+	select {
+	case c.queue <- m:
+	case <-c.closeCh:
+		releaseIncoming(m)
+	}
+	cn.stalled.Store(false)
+}
+
+func (c *Client) startDelivery() {
+	c.queue = make(chan *Message, c.cfg.HandlerQueue)
+	c.deliverDone = make(chan struct{})
+	go c.deliverLoop()
+}
+
+// deliverLoop is the delivery goroutine: it runs handlers one message at a
+// time, in arrival order. After Close it delivers what is already queued
+// and returns.
+func (c *Client) deliverLoop() {
+	defer close(c.deliverDone)
+	for {
+		select {
+		case m := <-c.queue:
+			c.dispatch(m)
+		case <-c.closeCh:
+			for {
+				select {
+				case m := <-c.queue:
+					c.dispatch(m)
+				default:
+					return
+				}
+			}
+		}
+	}
+}
+
+// dispatch runs the handler of m's first matching subscription (or
+// Config.OnMessage), then sends a deferred acknowledgement.
+func (c *Client) dispatch(m *Message) {
+	var h Handler
+	if rs := c.routes.Load(); rs != nil {
+		topic := stringBytes(m.Topic)
+		for i := range *rs {
+			r := &(*rs)[i]
+			if r.handler != nil && packet.MatchTopic(stringBytes(r.filter), topic) {
+				h = r.handler
+				break
+			}
+		}
+	}
+	if h == nil {
+		h = c.cfg.OnMessage
+	}
+	if h != nil {
+		h(m)
+	}
+	if cn := m.ackConn; cn != nil {
+		c.mu.Lock()
+		if m.QoS == packet.QoS2 {
+			if _, ok := c.rx2[m.ID]; ok {
+				c.rx2[m.ID] = true
+			}
+		}
+		if c.cur == cn {
+			if m.QoS == packet.QoS1 {
+				c.appendAckLocked(cn, packet.TypePuback, m.ID)
+			} else {
+				c.appendAckLocked(cn, packet.TypePubrec, m.ID)
+			}
+		}
+		c.mu.Unlock()
+	}
+	releaseIncoming(m)
+}

@@ -1,0 +1,71 @@
+package mqtt
+
+import (
+	"errors"
+	"strconv"
+	"strings"
+)
+
+// Errors returned by the client. CONNACK refusals are returned as
+// packet.ConnackCode values (test with errors.Is(err,
+// packet.ConnackNotAuthorized) or errors.As).
+var (
+	// ErrClosed is returned by calls on a closed client.
+	ErrClosed = errors.New("mqtt: client closed")
+	// ErrNotConnected is returned by QoS 0 publishes, subscribes and
+	// unsubscribes while no connection is up (QoS 1 and 2 publishes are
+	// stored and sent after reconnecting instead).
+	ErrNotConnected = errors.New("mqtt: not connected")
+	// ErrConnected is returned by Connect when the client is already
+	// connected or reconnecting.
+	ErrConnected = errors.New("mqtt: already connected")
+	// ErrConnectionLost is returned for a subscribe or unsubscribe whose
+	// connection closed before its acknowledgement arrived.
+	ErrConnectionLost = errors.New("mqtt: connection lost")
+	// ErrInFlightFull is returned by publishes when Config.FailWhenFull is
+	// set and the in-flight window is full.
+	ErrInFlightFull = errors.New("mqtt: in-flight window full")
+	// ErrInvalidMessage is wrapped by errors about a Message or
+	// Subscription that cannot be sent (bad topic, QoS 3, empty filter).
+	ErrInvalidMessage = errors.New("mqtt: invalid message")
+	// ErrPingTimeout is the cause reported when the broker did not answer
+	// a PINGREQ within Config.PingTimeout.
+	ErrPingTimeout = errors.New("mqtt: no PINGRESP within ping timeout")
+	// ErrProtocol is wrapped by errors about packets the broker should not
+	// have sent (an unexpected type, an unknown packet id in a SUBACK).
+	ErrProtocol = errors.New("mqtt: protocol violation by broker")
+)
+
+// SubscribeError reports filters the broker refused (SUBACK return code
+// 0x80). The other filters of the same Subscribe were granted.
+type SubscribeError struct {
+	Filters []string
+}
+
+// Error lists the refused filters.
+func (e *SubscribeError) Error() string {
+	return "mqtt: subscription refused for " + strconv.Quote(strings.Join(e.Filters, `", "`))
+}
+
+func invalid(what string, err error) error {
+	if err == nil {
+		return &wrapped{msg: "mqtt: " + what, err: ErrInvalidMessage}
+	}
+	return &wrapped{msg: "mqtt: " + what + ": " + err.Error(), err: ErrInvalidMessage, cause: err}
+}
+
+// wrapped is an error that matches two targets: a sentinel of this package
+// and the underlying cause (such as a *packet.EncodeError).
+type wrapped struct {
+	msg   string
+	err   error
+	cause error
+}
+
+func (e *wrapped) Error() string { return e.msg }
+func (e *wrapped) Unwrap() []error {
+	if e.cause == nil {
+		return []error{e.err}
+	}
+	return []error{e.err, e.cause}
+}

@@ -1,0 +1,82 @@
+package mqtt
+
+import (
+	"sync"
+
+	"github.com/hubwire/hubwire/packet"
+)
+
+// Message is an application message, published or received.
+//
+// A Message given to Publish or PublishAsync is not retained: its topic and
+// payload are encoded (and, for QoS 1 and 2, copied into the Store) before
+// the call returns, so the caller may reuse it at once.
+//
+// A received Message belongs to the client: it is valid only until its
+// handler returns. Use Clone to keep it.
+type Message struct {
+	Topic   string
+	Payload []byte
+	QoS     packet.QoS
+	Retain  bool
+	// Dup is set on received messages the broker marked as a re-delivery.
+	// It is ignored when publishing.
+	Dup bool
+	// ID is the packet identifier of a received QoS 1 or 2 message.
+	// It is ignored when publishing.
+	ID packet.ID
+
+	// Set on received messages that are acknowledged after their handler
+	// (Config.AckAfterHandler): the connection they arrived on.
+	ackConn *conn
+	buf     []byte // owns Payload of received messages
+}
+
+// Clone returns a copy of m that shares no memory with it. Allocates.
+func (m *Message) Clone() *Message {
+	return &Message{Topic: m.Topic, Payload: append([]byte(nil), m.Payload...), QoS: m.QoS, Retain: m.Retain, Dup: m.Dup, ID: m.ID}
+}
+
+// Handler processes a received message. It runs on the client's delivery
+// goroutine, one message at a time in arrival order; m is valid until it
+// returns. A slow handler delays later messages but never acknowledgements
+// of outgoing publishes nor keep-alive.
+type Handler func(m *Message)
+
+// Subscription is one topic filter of a Subscribe call.
+type Subscription struct {
+	// Filter is the topic filter, wildcards allowed [MQTT-4.7.1].
+	Filter string
+	// QoS is the maximum QoS requested.
+	QoS packet.QoS
+	// Handler receives the messages whose topic matches Filter. When
+	// several subscriptions match, the first subscribed one wins; nil
+	// leaves matching messages to a later subscription or Config.OnMessage.
+	Handler Handler
+}
+
+// SubackFailure is the granted QoS reported for a refused filter.
+const SubackFailure packet.QoS = packet.QoS(packet.SubackFailure)
+
+// maxPooledPayload bounds the payload buffers kept for reuse.
+const maxPooledPayload = 64 << 10
+
+var messagePool = sync.Pool{New: func() any { return new(Message) }}
+
+// newIncoming copies p out of the reader's frame into a pooled Message.
+// topic is the interned string of p.Topic.
+func newIncoming(p *packet.Publish, topic string) *Message {
+	m := messagePool.Get().(*Message)
+	m.buf = append(m.buf[:0], p.Payload...)
+	*m = Message{Topic: topic, Payload: m.buf, QoS: p.QoS, Retain: p.Retain, Dup: p.Dup, ID: p.ID, buf: m.buf}
+	return m
+}
+
+func releaseIncoming(m *Message) {
+	buf := m.buf
+	if cap(buf) > maxPooledPayload {
+		buf = nil
+	}
+	*m = Message{buf: buf[:0]}
+	messagePool.Put(m)
+}

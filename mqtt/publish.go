@@ -1,0 +1,183 @@
+package mqtt
+
+import (
+	"context"
+	"sync"
+
+	"github.com/hubwire/hubwire/packet"
+)
+
+// Publish sends m. At QoS 0 it returns once the message is queued for the
+// writer (ErrNotConnected when no connection is up). At QoS 1 and 2 it
+// returns when the broker's PUBACK or PUBCOMP arrives, or when ctx ends: the
+// message was then still accepted and will be delivered at least once (QoS
+// 1) or exactly once (QoS 2), across reconnects; only the wait is abandoned.
+//
+// When the in-flight window is full Publish waits for a slot within ctx, or
+// returns ErrInFlightFull at once with Config.FailWhenFull. m is not
+// retained after Publish returns. Steady-state publishing makes no
+// allocations.
+func (c *Client) Publish(ctx context.Context, m *Message) error {
+	if m.QoS == packet.QoS0 {
+		return c.publish0(ctx, m)
+	}
+	w := waiterPool.Get().(*waiter)
+	if err := c.publishQ(ctx, m, w.fn); err != nil {
+		waiterPool.Put(w)
+		return err
+	}
+	select {
+	case err := <-w.ch:
+		waiterPool.Put(w)
+		return err
+	case <-ctx.Done():
+		// w stays referenced by the pending publish; it is not reused.
+		return ctx.Err()
+	}
+}
+
+// PublishAsync queues m and returns without waiting for the acknowledgement:
+// done (if not nil) is called exactly once with nil when the PUBACK (QoS 1)
+// or PUBCOMP (QoS 2) arrives, or with ErrClosed when the client closes
+// first. At QoS 0 done is called before PublishAsync returns. done runs on
+// the connection's reader goroutine: it must not block (count, or send to a
+// buffered channel). A method value or function created once, rather than
+// a closure per call, keeps publishing allocation-free.
+//
+// ctx bounds only the wait for a slot in the in-flight window. m is not
+// retained after PublishAsync returns. It lets one goroutine keep the whole
+// window busy.
+func (c *Client) PublishAsync(ctx context.Context, m *Message, done func(error)) error {
+	if m.QoS == packet.QoS0 {
+		err := c.publish0(ctx, m)
+		if err == nil && done != nil {
+			done(nil)
+		}
+		return err
+	}
+	return c.publishQ(ctx, m, done)
+}
+
+// publish0 encodes a QoS 0 publish straight into the connection's pending
+// buffer, waiting while the buffer is over Config.WriteBufferSize.
+func (c *Client) publish0(ctx context.Context, m *Message) error {
+	p := packet.Publish{Topic: stringBytes(m.Topic), Payload: m.Payload, Retain: m.Retain}
+	waited := false
+	c.mu.Lock()
+	for {
+		cn := c.cur
+		switch {
+		case c.closing:
+			c.mu.Unlock()
+			return ErrClosed
+		case cn == nil:
+			c.mu.Unlock()
+			return ErrNotConnected
+		case cn.wbuf != nil && len(*cn.wbuf) >= c.cfg.WriteBufferSize:
+			c.mu.Unlock()
+			select {
+			case <-cn.space:
+			case <-cn.done:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			waited = true
+			c.mu.Lock()
+			continue
+		}
+		bp := c.bufLocked(cn)
+		var err error
+		*bp, err = p.AppendBinary(*bp)
+		if waited && len(*bp) < c.cfg.WriteBufferSize {
+			// Pass the wake-up on to another waiting publisher.
+			select {
+			case cn.space <- struct{}{}:
+			default:
+			}
+		}
+		c.mu.Unlock()
+		if err != nil {
+			return invalid("publish", err)
+		}
+		return nil
+	}
+}
+
+// publishQ accepts a QoS 1 or 2 publish: takes a window slot, allocates a
+// packet id, stores the encoded packet and queues it when connected.
+func (c *Client) publishQ(ctx context.Context, m *Message, done func(error)) error {
+	if !m.QoS.Valid() {
+		return invalid("publish: QoS must be 0, 1 or 2", nil)
+	}
+	select {
+	case c.sem <- struct{}{}:
+	default:
+		if c.cfg.FailWhenFull {
+			return ErrInFlightFull
+		}
+		select {
+		case c.sem <- struct{}{}:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-c.closeCh:
+			return ErrClosed
+		}
+	}
+	c.mu.Lock()
+	if c.closing {
+		c.mu.Unlock()
+		<-c.sem
+		return ErrClosed
+	}
+	id := c.allocIDLocked()
+	p := packet.Publish{QoS: m.QoS, Retain: m.Retain, Topic: stringBytes(m.Topic), ID: id, Payload: m.Payload}
+	var (
+		pkt   []byte
+		err   error
+		bp    *[]byte
+		start int
+	)
+	if cn := c.cur; cn != nil {
+		bp = c.bufLocked(cn)
+		start = len(*bp)
+		*bp, err = p.AppendBinary(*bp)
+		pkt = (*bp)[start:]
+	} else {
+		c.scratch, err = p.AppendBinary(c.scratch[:0])
+		pkt = c.scratch
+	}
+	if err != nil {
+		c.mu.Unlock()
+		<-c.sem
+		return invalid("publish", err)
+	}
+	if err := c.store.Put(id, pkt); err != nil {
+		if bp != nil {
+			*bp = (*bp)[:start]
+		}
+		c.mu.Unlock()
+		<-c.sem
+		return &wrapped{msg: "mqtt: store: " + err.Error(), err: err}
+	}
+	pe := c.newPendingLocked()
+	pe.kind, pe.qos, pe.slot, pe.done = kindPublish, m.QoS, true, done
+	c.pending[id] = pe
+	c.mu.Unlock()
+	return nil
+}
+
+// waiter turns the done callback of a pending publish into a channel
+// receive for the blocking Publish. Waiters are pooled with their channel
+// and bound method value, so a blocking Publish allocates nothing.
+type waiter struct {
+	ch chan error
+	fn func(error)
+}
+
+var waiterPool = sync.Pool{New: func() any {
+	w := &waiter{ch: make(chan error, 1)}
+	w.fn = w.done
+	return w
+}}
+
+func (w *waiter) done(err error) { w.ch <- err }
