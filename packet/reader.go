@@ -102,12 +102,17 @@ func (r *Reader) Next() (Frame, error) {
 		need := 2
 		if len(avail) > 0 {
 			var size int
-			if len(avail) >= 2 && avail[1] < 0x80 { // fast path: 1-byte length
+			if len(avail) >= 3 && (avail[1] < 0x80 || (avail[2] < 0x80 && avail[2] != 0)) {
+				// Fast path: a one- or two-byte remaining length, complete.
 				if err := checkFirstByte(avail[0]); err != nil {
 					r.err = err
 					return nil, err
 				}
-				size = 2 + int(avail[1])
+				if avail[1] < 0x80 {
+					size = 2 + int(avail[1])
+				} else {
+					size = 3 + (int(avail[1]&0x7F) | int(avail[2])<<7)
+				}
 			} else {
 				h, n, err := ParseHeader(avail)
 				switch {

@@ -212,3 +212,37 @@ func TestReaderNoProgress(t *testing.T) {
 		t.Fatalf("err = %v, want io.ErrNoProgress", err)
 	}
 }
+
+// TestReaderLengthBoundaries reads packets whose remaining length sits at
+// each boundary of the variable-length encoding, back to back, through
+// readers that return one byte, half the request or everything.
+func TestReaderLengthBoundaries(t *testing.T) {
+	var want []Packet
+	for _, rem := range []int{5, 127, 128, 129, 255, 256, 16383, 16384, 16385, 2097151, 2097152} {
+		want = append(want, &Publish{Topic: []byte("abc"), Payload: make([]byte, rem-5)})
+		want = append(want, &Puback{ID: ID(rem%65535 + 1)})
+	}
+	stream := encodeAll(t, want...)
+	for name, mk := range map[string]func() io.Reader{
+		"whole": func() io.Reader { return bytes.NewReader(stream) },
+		"half":  func() io.Reader { return iotest.HalfReader(bytes.NewReader(stream)) },
+	} {
+		r := NewReader(mk(), 0)
+		for i, w := range want {
+			f, err := r.Next()
+			if err != nil {
+				t.Fatalf("%s: packet %d: %v", name, i, err)
+			}
+			if len(f) != w.Size() {
+				t.Fatalf("%s: packet %d: frame of %d bytes, want %d", name, i, len(f), w.Size())
+			}
+			got := New(f.Type())
+			if err := got.Decode(f); err != nil {
+				t.Fatalf("%s: packet %d: %v", name, i, err)
+			}
+			if diff := cmp.Diff(w, got, cmp.Comparer(func(a, b []byte) bool { return bytes.Equal(a, b) })); diff != "" {
+				t.Fatalf("%s: packet %d differs", name, i)
+			}
+		}
+	}
+}
