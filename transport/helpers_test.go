@@ -305,6 +305,12 @@ func newSOCKS5Proxy(t *testing.T, user, pass string) *socks5Proxy {
 	return p
 }
 
+func (p *socks5Proxy) Targets() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]string(nil), p.targets...)
+}
+
 func (p *socks5Proxy) handle(c net.Conn) error {
 	_ = c.SetDeadline(time.Now().Add(testTimeout))
 	var hdr [2]byte
