@@ -88,37 +88,72 @@ func (p SysProp) String() string {
 }
 
 // ClassifyKey returns the system property a raw (still percent-encoded) bag
-// key names, or SysNone. "$.mid" and "%24.mid" both give SysMessageID. It
-// does not allocate.
+// key names, or SysNone. "$.mid" and "%24.mid" both give SysMessageID;
+// matching is case-sensitive. It does not allocate.
 func ClassifyKey(rawKey []byte) SysProp {
-	// Fast path for the spellings real traffic uses.
-	var rest []byte
-	switch {
-	case bytes.HasPrefix(rawKey, []byte("%24.")):
-		rest = rawKey[4:]
-	case bytes.HasPrefix(rawKey, []byte("$.")):
-		rest = rawKey[2:]
-	default:
-		if unescapedEqual(rawKey, "iothub-ack") {
-			return SysAck
-		}
-		if !unescapedHasPrefix(rawKey, "$.") {
+	key := rawKey
+	// buf holds the decoded key. No system key is longer than 10 bytes, so
+	// no spelling of one is longer than 30: longer keys are not system keys,
+	// and shorter ones always fit, so AppendUnescape never grows buf (which
+	// therefore stays on the stack).
+	var buf [32]byte
+	if bytes.IndexByte(rawKey, '%') >= 0 {
+		if len(rawKey) > len(buf) {
 			return SysNone
 		}
-		// An unusual spelling such as %24%2Emid: compare fully decoded.
-		for p := SysMessageID; p < SysAck; p++ {
-			if unescapedEqual(rawKey, sysKeys[p]) {
-				return p
-			}
-		}
-		return SysNone
+		key = AppendUnescape(buf[:0], rawKey)
 	}
-	for p := SysMessageID; p < SysAck; p++ {
-		if unescapedEqual(rest, sysKeys[p][2:]) {
-			return p
-		}
+	if len(key) > 2 && key[0] == '$' && key[1] == '.' {
+		return sysByName(key[2:])
+	}
+	if string(key) == "iothub-ack" {
+		return SysAck
 	}
 	return SysNone
+}
+
+// sysByName maps the part of a system key after "$." to its SysProp.
+func sysByName(name []byte) SysProp {
+	switch string(name) {
+	case "mid":
+		return SysMessageID
+	case "cid":
+		return SysCorrelationID
+	case "uid":
+		return SysUserID
+	case "ct":
+		return SysContentType
+	case "ce":
+		return SysContentEncoding
+	case "ctime":
+		return SysCreationTime
+	case "exp":
+		return SysExpiry
+	case "to":
+		return SysTo
+	case "schema":
+		return SysSchema
+	case "sub":
+		return SysSubject
+	case "ifid":
+		return SysInterfaceID
+	case "on":
+		return SysOutputName
+	case "diagid":
+		return SysDiagID
+	case "diagctx":
+		return SysDiagContext
+	}
+	return SysNone
+}
+
+// keyIs reports whether the raw bag key k decodes to s; the common
+// unencoded spelling is compared directly.
+func keyIs(k []byte, s string) bool {
+	if string(k) == s {
+		return true
+	}
+	return bytes.IndexByte(k, '%') >= 0 && unescapedEqual(k, s)
 }
 
 // Pair is one raw key/value pair of a property bag, still percent-encoded.
@@ -182,7 +217,7 @@ func (it *BagIter) Err() error { return it.err }
 func LookupBag(bag []byte, key string) (value []byte, found bool) {
 	it := ScanBag(bag)
 	for p, ok := it.Next(); ok; p, ok = it.Next() {
-		if unescapedEqual(p.Key, key) {
+		if keyIs(p.Key, key) {
 			return p.Value, true
 		}
 	}
@@ -281,20 +316,6 @@ func unescapedEqual(raw []byte, s string) bool {
 		var c byte
 		c, i = nextUnescaped(raw, i)
 		if j >= len(s) || s[j] != c {
-			return false
-		}
-		j++
-	}
-	return j == len(s)
-}
-
-// unescapedHasPrefix reports whether raw, percent-decoded, starts with s.
-func unescapedHasPrefix(raw []byte, s string) bool {
-	j := 0
-	for i := 0; i < len(raw) && j < len(s); {
-		var c byte
-		c, i = nextUnescaped(raw, i)
-		if s[j] != c {
 			return false
 		}
 		j++

@@ -252,45 +252,54 @@ func parseDevices(b []byte) (Route, error) {
 }
 
 func parseIoTHub(b []byte) (Route, error) {
+	// The Route is filled through a pointer: it is large, and copying it
+	// through every helper would cost more than the parsing.
 	var r Route
+	var err error
 	switch {
 	case bytes.HasPrefix(b, []byte("twin/res/")):
 		r.Kind = RouteTwinResponse
-		return parseStatusQuery(r, b[len("twin/res/"):])
+		err = parseStatusQuery(&r, b[len("twin/res/"):])
 	case bytes.HasPrefix(b, []byte("methods/res/")):
 		r.Kind = RouteMethodResponse
-		return parseStatusQuery(r, b[len("methods/res/"):])
+		err = parseStatusQuery(&r, b[len("methods/res/"):])
 	case bytes.HasPrefix(b, []byte("methods/POST/")):
 		name, rest, ok := cutSegment(b[len("methods/POST/"):])
-		if !ok {
-			return Route{}, errQuery
+		switch {
+		case !ok:
+			err = errQuery
+		case len(name) == 0:
+			err = errMethodName
+		default:
+			r.Kind, r.MethodName = RouteMethodRequest, name
+			err = parseQuery(&r, rest)
 		}
-		if len(name) == 0 {
-			return Route{}, errMethodName
-		}
-		r.Kind, r.MethodName = RouteMethodRequest, name
-		return parseQuery(r, rest)
 	case bytes.HasPrefix(b, []byte("twin/GET/")):
 		r.Kind = RouteTwinGet
-		return parseQuery(r, b[len("twin/GET/"):])
+		err = parseQuery(&r, b[len("twin/GET/"):])
 	case bytes.HasPrefix(b, []byte("twin/PATCH/properties/reported/")):
 		r.Kind = RouteTwinPatchReported
-		return parseQuery(r, b[len("twin/PATCH/properties/reported/"):])
+		err = parseQuery(&r, b[len("twin/PATCH/properties/reported/"):])
 	case bytes.HasPrefix(b, []byte("twin/PATCH/properties/desired/")):
 		r.Kind = RouteTwinDesired
-		return parseQuery(r, b[len("twin/PATCH/properties/desired/"):])
+		err = parseQuery(&r, b[len("twin/PATCH/properties/desired/"):])
+	default:
+		err = errUnknown
 	}
-	return Route{}, errUnknown
+	if err != nil {
+		return Route{}, err
+	}
+	return r, nil
 }
 
-func parseStatusQuery(r Route, b []byte) (Route, error) {
+func parseStatusQuery(r *Route, b []byte) error {
 	status, rest, ok := cutSegment(b)
 	if !ok {
-		return Route{}, errQuery
+		return errQuery
 	}
 	n, ok := parseStatus(status)
 	if !ok {
-		return Route{}, errStatus
+		return errStatus
 	}
 	r.Status = n
 	return parseQuery(r, rest)
@@ -336,7 +345,7 @@ func parseVersion(b []byte) (int64, bool) {
 
 // parseQuery reads the "?$rid=…&$version=…" part of a $iothub topic and
 // checks that the parameters the kind needs are present.
-func parseQuery(r Route, q []byte) (Route, error) {
+func parseQuery(r *Route, q []byte) error {
 	if len(q) > 0 && q[0] == '?' {
 		q = q[1:]
 	}
@@ -349,29 +358,26 @@ func parseQuery(r Route, q []byte) (Route, error) {
 	it := ScanBag(q)
 	for p, ok := it.Next(); ok; p, ok = it.Next() {
 		switch {
-		case wantRID && !haveRID && unescapedEqual(p.Key, "$rid"):
+		case wantRID && !haveRID && keyIs(p.Key, "$rid"):
 			if len(p.Value) == 0 {
-				return Route{}, errRID
+				return errRID
 			}
 			r.RequestID, haveRID = p.Value, true
-		case wantVersion && !r.HasVersion && unescapedEqual(p.Key, "$version"):
+		case wantVersion && !r.HasVersion && keyIs(p.Key, "$version"):
 			v, ok := parseVersion(p.Value)
 			if !ok {
-				return Route{}, errVersion
+				return errVersion
 			}
 			r.Version, r.HasVersion = v, true
 		}
 	}
-	if r.Kind == RouteTwinDesired {
-		if !r.HasVersion {
-			return Route{}, errVersion
-		}
-		return r, nil
+	if wantRID && !haveRID {
+		return errRID
 	}
-	if !haveRID {
-		return Route{}, errRID
+	if r.Kind == RouteTwinDesired && !r.HasVersion {
+		return errVersion
 	}
-	return r, nil
+	return nil
 }
 
 // AppendTopic appends the canonical topic for r: what the builders below

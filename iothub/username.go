@@ -113,11 +113,11 @@ func ParseUsername(s []byte) (Username, error) {
 	it := ScanBag(query)
 	for p, ok := it.Next(); ok; p, ok = it.Next() {
 		switch {
-		case unescapedEqual(p.Key, "api-version"):
+		case keyIs(p.Key, "api-version"):
 			u.APIVersion = Unescape(p.Value)
-		case unescapedEqual(p.Key, "DeviceClientType"):
+		case keyIs(p.Key, "DeviceClientType"):
 			u.ClientType = Unescape(p.Value)
-		case unescapedEqual(p.Key, "model-id"):
+		case keyIs(p.Key, "model-id"):
 			u.ModelID = Unescape(p.Value)
 		}
 	}
