@@ -20,6 +20,11 @@ const MaxTopicLen = 65535
 // MaxIDLen is the longest device or module id IoT Hub accepts.
 const MaxIDLen = 128
 
+// MaxSubscriptions is the documented limit of subscriptions per connection
+// (contract §7). What the hub does with a sixth is unconfirmed; closing the
+// connection is the safe choice for an emulator.
+const MaxSubscriptions = 5
+
 // RouteKind classifies a topic.
 type RouteKind uint8
 
@@ -64,6 +69,21 @@ func (k RouteKind) String() string {
 func (k RouteKind) FromDevice() bool {
 	switch k {
 	case RouteTelemetry, RouteTwinGet, RouteTwinPatchReported, RouteMethodResponse:
+		return true
+	}
+	return false
+}
+
+// PublishableBy reports whether the identity deviceID (moduleID empty) or
+// deviceID/moduleID may publish a topic parsed into r (contract §7): its own
+// telemetry, twin GET and reported PATCH, and method replies. Anything else
+// (another identity's events, a hub → device topic) is a violation the hub
+// answers by closing the connection.
+func (r *Route) PublishableBy(deviceID, moduleID string) bool {
+	switch r.Kind {
+	case RouteTelemetry:
+		return string(r.DeviceID) == deviceID && string(r.ModuleID) == moduleID
+	case RouteTwinGet, RouteTwinPatchReported, RouteMethodResponse:
 		return true
 	}
 	return false

@@ -309,3 +309,33 @@ func TestRouteKindString(t *testing.T) {
 		t.Errorf("got %q", FilterMethods.String())
 	}
 }
+
+func TestPublishableBy(t *testing.T) {
+	tests := []struct {
+		topic, dev, mod string
+		want            bool
+	}{
+		{"devices/d1/messages/events/", "d1", "", true},
+		{"devices/d2/messages/events/", "d1", "", false},
+		{"devices/d1/modules/m/messages/events/", "d1", "", false},
+		{"devices/d1/modules/m/messages/events/", "d1", "m", true},
+		{"devices/d1/messages/events/", "d1", "m", false},
+		{"$iothub/twin/GET/?$rid=1", "d1", "", true},
+		{"$iothub/twin/PATCH/properties/reported/?$rid=1", "d1", "m", true},
+		{"$iothub/methods/res/200/?$rid=1", "d1", "", true},
+		{"devices/d1/messages/devicebound/", "d1", "", false},
+		{"$iothub/twin/res/200/?$rid=1", "d1", "", false},
+		{"$iothub/twin/PATCH/properties/desired/?$version=1", "d1", "", false},
+		{"$iothub/methods/POST/x/?$rid=1", "d1", "", false},
+		{"devices/d1/modules/m/inputs/i/", "d1", "m", false},
+	}
+	for _, tc := range tests {
+		r, err := ParseTopic([]byte(tc.topic))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := r.PublishableBy(tc.dev, tc.mod); got != tc.want {
+			t.Errorf("%q by %s/%s = %v, want %v", tc.topic, tc.dev, tc.mod, got, tc.want)
+		}
+	}
+}

@@ -106,6 +106,7 @@ type DeviceTwin struct {
 	reported     map[string]any
 	reportedVer  int64
 	buffered     []bufferedDesired
+	lastGet      string // request id of the latest GET started
 }
 
 // NewDeviceTwin returns a DeviceTwin that has not synchronised yet.
@@ -137,6 +138,9 @@ func (t *DeviceTwin) Get() (Action, *Waiter[TwinReply]) {
 	t.syncing = true
 	t.mu.Unlock()
 	w := t.reqs.Start(t.timeout, twinOp{get: true})
+	t.mu.Lock()
+	t.lastGet = w.RequestID()
+	t.mu.Unlock()
 	return Action{Topic: AppendTwinGetTopic(nil, w.RequestID())}, w
 }
 
@@ -218,6 +222,11 @@ func (t *DeviceTwin) handleDesired(r *Route, payload []byte) (TwinEffects, error
 	}
 	if t.syncing || !t.haveBaseline {
 		t.bufferLocked(v, patch)
+		if t.reqs.Peek([]byte(t.lastGet)) == nil {
+			// No GET is in flight (the last one failed or timed out and
+			// was not retried): start one rather than buffer forever.
+			t.startSyncLocked(&fx)
+		}
 		return fx, nil
 	}
 	switch {
@@ -251,6 +260,7 @@ func (t *DeviceTwin) applyLocked(v int64, patch map[string]any, fx *TwinEffects)
 func (t *DeviceTwin) startSyncLocked(fx *TwinEffects) {
 	t.syncing = true
 	w := t.reqs.Start(t.timeout, twinOp{get: true})
+	t.lastGet = w.RequestID()
 	fx.Publish = append(fx.Publish, Action{Topic: AppendTwinGetTopic(nil, w.RequestID())})
 	fx.Sync = w
 }

@@ -348,3 +348,23 @@ func TestDeviceTwinBufferCap(t *testing.T) {
 		t.Fatal("expected a recovery GET")
 	}
 }
+
+func TestDeviceTwinSelfHealsWithoutGet(t *testing.T) {
+	p := newTwinPair(t)
+	_, w := p.dev.Get()
+	p.clk.Advance(5 * time.Second) // the GET times out and nobody retries
+	if _, err := w.Wait(waitCtx(t)); !errors.Is(err, ErrTimeout) {
+		t.Fatal(err)
+	}
+	fx := p.deliver(p.desired(`{"a":1}`))
+	if fx.Sync == nil || len(fx.Publish) != 1 {
+		t.Fatalf("a notification with no GET in flight must start one: %+v", fx)
+	}
+	wantUpdates(t, p.deliver(p.serve(fx.Publish[0])), `full v2 {"a":1}`)
+	// With a GET in flight, notifications are only buffered.
+	get, _ := p.dev.Get()
+	if fx := p.deliver(p.desired(`{"b":1}`)); fx.Sync != nil || len(fx.Publish) != 0 {
+		t.Fatalf("second GET started while one is in flight: %+v", fx)
+	}
+	wantUpdates(t, p.deliver(p.serve(get)), `resync v3 {"b":1}`)
+}
