@@ -109,7 +109,7 @@ func ExampleDeviceTwin() {
 	}
 
 	hub.UpdateDesired([]byte(`{"fw":"1.0"}`)) // while the device is offline
-	get, _ := dev.Get()                        // on connect, after subscribing
+	get, _ := dev.Get()                       // on connect, after subscribing
 	show(send(get))
 
 	n3, _, _ := hub.UpdateDesired([]byte(`{"fw":"1.1"}`))
