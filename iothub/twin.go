@@ -79,13 +79,15 @@ func appendObject(dst []byte, m map[string]any) []byte {
 	if len(m) == 0 {
 		return append(dst, "{}"...)
 	}
-	b, err := json.Marshal(m)
-	if err != nil {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false) // write '<', '>' and '&' as IoT Hub does, not as \u003c…
+	if err := enc.Encode(m); err != nil {
 		// Only values this package decoded are stored, and they always
 		// marshal; keep the output valid JSON regardless.
 		return append(dst, "{}"...)
 	}
-	return append(dst, b...)
+	return append(dst, bytes.TrimSuffix(buf.Bytes(), []byte("\n"))...)
 }
 
 // TwinError says why a twin document or patch was rejected. It matches

@@ -1,7 +1,6 @@
 package iothub
 
 import (
-	"errors"
 	"sort"
 	"sync"
 	"time"
@@ -296,7 +295,7 @@ func (t *DeviceTwin) handleResponse(r *Route, payload []byte) (TwinEffects, erro
 	}
 	twin, err := ParseTwin(payload)
 	if err != nil {
-		err = errors.Join(&StatusError{Op: opName, Status: r.Status, RequestID: string(r.RequestID)}, err)
+		err = &requestError{op: opName + " reply body", rid: string(r.RequestID), err: err}
 		w.Complete(TwinReply{Status: r.Status}, err)
 		return fx, nil
 	}

@@ -200,3 +200,10 @@ func TestValidateTwinKey(t *testing.T) {
 		t.Error("invalid UTF-8 accepted")
 	}
 }
+
+func TestTwinJSONNoHTMLEscape(t *testing.T) {
+	tw := Twin{Desired: TwinSection{Version: 2, Props: map[string]any{"s": "<a&b>"}}}
+	if got := string(tw.AppendJSON(nil)); got != `{"desired":{"s":"<a&b>","$version":2},"reported":{"$version":0}}` {
+		t.Errorf("got %s", got)
+	}
+}
