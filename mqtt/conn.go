@@ -2,10 +2,10 @@ package mqtt
 
 import (
 	"net"
-	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/hubwire/hubwire/internal/bufpool"
 	"github.com/hubwire/hubwire/packet"
 )
 
@@ -18,8 +18,9 @@ import (
 // burst of packets costs one syscall and an idle connection keeps no write
 // buffer.
 type conn struct {
-	nc net.Conn
-	r  *packet.Reader
+	nc   net.Conn
+	r    *packet.Reader
+	idle *readIdler // nil when nc has no file descriptor
 
 	// Guarded by Client.mu.
 	wbuf    *[]byte // pending output; nil when there is none
@@ -39,6 +40,7 @@ func newConn(nc net.Conn, r *packet.Reader) *conn {
 	return &conn{
 		nc:         nc,
 		r:          r,
+		idle:       newReadIdler(nc),
 		wake:       make(chan struct{}, 1),
 		space:      make(chan struct{}, 1),
 		done:       make(chan struct{}),
@@ -46,39 +48,42 @@ func newConn(nc net.Conn, r *packet.Reader) *conn {
 	}
 }
 
-// Write buffers come from a pool so that an idle connection holds none.
-// The pool holds *[]byte (a pointer fits in an interface without
-// allocating); buffers that grew past maxPooledBuf are dropped.
-var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
+// Write buffers come from internal/bufpool (shared with packet.Reader), so
+// an idle connection holds none. They grow by whole size classes (see
+// reserveLocked) so that they go back to the pool instead of being dropped.
+const minWriteBuf = 4096
 
-const maxPooledBuf = 1 << 20
-
-func getBuf() *[]byte { return bufPool.Get().(*[]byte) }
-
-func putBuf(bp *[]byte) {
-	if cap(*bp) > maxPooledBuf {
-		return
-	}
-	*bp = (*bp)[:0]
-	bufPool.Put(bp)
-}
+func putBuf(bp *[]byte) { bufpool.Put(bp) }
 
 // bufLocked returns cn's pending-output buffer, taking one from the pool
 // and waking the writer when the queue was empty.
 func (c *Client) bufLocked(cn *conn) *[]byte {
-	if cn.wbuf == nil {
-		cn.wbuf = getBuf()
+	return c.reserveLocked(cn, 0)
+}
+
+// reserveLocked returns cn's pending-output buffer with room for n more
+// bytes, waking the writer when the queue was empty.
+func (c *Client) reserveLocked(cn *conn, n int) *[]byte {
+	bp := cn.wbuf
+	if bp == nil {
+		bp = bufpool.Get(max(n, minWriteBuf))
+		cn.wbuf = bp
 		select {
 		case cn.wake <- struct{}{}:
 		default:
 		}
+	} else if cap(*bp)-len(*bp) < n {
+		nb := bufpool.Get(2*len(*bp) + n)
+		*nb = append(*nb, *bp...)
+		bufpool.Put(bp)
+		bp, cn.wbuf = nb, nb
 	}
-	return cn.wbuf
+	return bp
 }
 
 // appendAckLocked queues a two-byte-body acknowledgement of type t.
 func (c *Client) appendAckLocked(cn *conn, t packet.Type, id packet.ID) {
-	bp := c.bufLocked(cn)
+	bp := c.reserveLocked(cn, 4)
 	var b0 byte = byte(t) << 4
 	if t == packet.TypePubrel {
 		b0 |= 0x02 // reserved flags of PUBREL [MQTT-3.6.1-1]
@@ -203,6 +208,15 @@ func (c *Client) readLoop(cn *conn) error {
 		lastTopc string // interned topic of the previous PUBLISH
 	)
 	for {
+		if cn.idle != nil && cn.r.Buffered() == 0 {
+			// Nothing buffered: give the read buffer back and wait for
+			// data without one. This replaces the read that would
+			// return EAGAIN, so it costs no extra system call.
+			cn.r.Release()
+			if err := cn.idle.wait(); err != nil {
+				return err
+			}
+		}
 		f, err := cn.r.Next()
 		if err != nil {
 			return err

@@ -85,7 +85,7 @@ func (c *Client) publish0(ctx context.Context, m *Message) error {
 			c.mu.Lock()
 			continue
 		}
-		bp := c.bufLocked(cn)
+		bp := c.reserveLocked(cn, p.Size())
 		var err error
 		*bp, err = p.AppendBinary(*bp)
 		if waited && len(*bp) < c.cfg.WriteBufferSize {
@@ -138,7 +138,7 @@ func (c *Client) publishQ(ctx context.Context, m *Message, done func(error)) err
 		start int
 	)
 	if cn := c.cur; cn != nil {
-		bp = c.bufLocked(cn)
+		bp = c.reserveLocked(cn, p.Size())
 		start = len(*bp)
 		*bp, err = p.AppendBinary(*bp)
 		pkt = (*bp)[start:]
