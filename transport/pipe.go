@@ -49,7 +49,7 @@ type PipeConn struct {
 }
 
 // Pipe returns the two ends of an in-memory connection. Their addresses are
-// "pipe:client" and "pipe:server".
+// "client" and "server", on network "pipe".
 func Pipe(opts PipeOptions) (client, server *PipeConn) {
 	size := opts.BufferSize
 	if size <= 0 {
@@ -229,7 +229,7 @@ func (c *PipeConn) opError(op string, err error) error {
 type pipeAddr string
 
 func (a pipeAddr) Network() string { return "pipe" }
-func (a pipeAddr) String() string  { return "pipe:" + string(a) }
+func (a pipeAddr) String() string  { return string(a) }
 
 // pipeBuf is one direction of a Pipe. data[off:] is unread.
 type pipeBuf struct {

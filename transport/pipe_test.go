@@ -30,7 +30,7 @@ func TestPipeBuffered(t *testing.T) {
 	if got := readN(t, c, 4, 64); string(got) != "back" {
 		t.Errorf("read %q", got)
 	}
-	if c.LocalAddr().String() != "pipe:client" || c.RemoteAddr().String() != "pipe:server" || c.LocalAddr().Network() != "pipe" {
+	if c.LocalAddr().String() != "client" || c.RemoteAddr().String() != "server" || c.LocalAddr().Network() != "pipe" {
 		t.Errorf("addresses %v %v", c.LocalAddr(), c.RemoteAddr())
 	}
 }

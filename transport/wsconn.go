@@ -447,7 +447,12 @@ func (c *WSConn) writeFrame(op ws.OpCode, p []byte) error {
 		putBuf(bp)
 		return err
 	}
-	if _, err := c.conn.Write(hdr[:n]); err != nil {
+	// The header goes through a pooled buffer too: passing hdr itself to
+	// the Write interface call would move it to the heap on every call.
+	hp := getBuf(wsMaxHeader)
+	_, err := c.conn.Write(append((*hp)[:0], hdr[:n]...))
+	putBuf(hp)
+	if err != nil {
 		return err
 	}
 	if !c.isClient {
