@@ -52,6 +52,10 @@ type Config struct {
 	// tunnel, TLS and WebSocket handshakes) in addition to the context.
 	Timeout time.Duration
 
+	// ProxyTLS configures TLS to an https:// proxy (cloned, ServerName
+	// set from the proxy host when empty). nil means the system roots.
+	ProxyTLS *tls.Config
+
 	// NetDial opens the TCP connection (to the proxy, when one is used).
 	// nil means a net.Dialer with default settings.
 	NetDial func(ctx context.Context, network, addr string) (net.Conn, error)
@@ -122,7 +126,8 @@ func NewDialer(rawURL string, cfg Config) (Dialer, error) {
 		d.tlsConf = clientTLSConfig(cfg.TLS, host)
 	}
 	if s.kind == kindWS || s.kind == kindWSS {
-		w := &url.URL{Scheme: "ws", Host: d.addr, Path: u.Path, RawPath: u.RawPath, RawQuery: u.RawQuery}
+		// The Host header carries the host as written (no default port).
+		w := &url.URL{Scheme: "ws", Host: u.Host, Path: u.Path, RawPath: u.RawPath, RawQuery: u.RawQuery}
 		if s.kind == kindWSS {
 			w.Scheme = "wss"
 		}
@@ -190,7 +195,7 @@ func (d *dialer) dialStream(ctx context.Context) (net.Conn, string, error) {
 		c, err := d.netDial(ctx, "tcp", d.addr)
 		return c, "dial", err
 	}
-	c, err := dialProxy(ctx, proxyURL, d.addr, d.netDial)
+	c, err := dialProxy(ctx, proxyURL, d.addr, d.cfg.ProxyTLS, d.netDial)
 	return c, "proxy", err
 }
 

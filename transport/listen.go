@@ -25,7 +25,8 @@ type ListenConfig struct {
 	TLS *tls.Config
 
 	// HandshakeTimeout bounds each accepted connection's TLS handshake and
-	// WebSocket upgrade together. Zero means DefaultHandshakeTimeout.
+	// WebSocket upgrade together. Zero or negative means
+	// DefaultHandshakeTimeout.
 	HandshakeTimeout time.Duration
 
 	// OnHandshakeError, when set, is told about each accepted connection
@@ -78,7 +79,7 @@ func Listen(ctx context.Context, rawURL string, cfg ListenConfig) (*Listener, er
 	}
 	l := &Listener{
 		kind:    s.kind,
-		timeout: cmp.Or(cfg.HandshakeTimeout, DefaultHandshakeTimeout),
+		timeout: cmp.Or(max(cfg.HandshakeTimeout, 0), DefaultHandshakeTimeout),
 		onErr:   cfg.OnHandshakeError,
 		conns:   make(chan net.Conn),
 		done:    make(chan struct{}),

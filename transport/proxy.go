@@ -52,7 +52,7 @@ func ProxyURL(u *url.URL) func(target *url.URL) (*url.URL, error) {
 const maxProxyResponse = 16 << 10
 
 // dialProxy opens a tunnel to addr (host:port) through the proxy at p.
-func dialProxy(ctx context.Context, p *url.URL, addr string, netDial func(context.Context, string, string) (net.Conn, error)) (net.Conn, error) {
+func dialProxy(ctx context.Context, p *url.URL, addr string, proxyTLS *tls.Config, netDial func(context.Context, string, string) (net.Conn, error)) (net.Conn, error) {
 	scheme := strings.ToLower(p.Scheme)
 	port := p.Port()
 	switch scheme {
@@ -88,7 +88,7 @@ func dialProxy(ctx context.Context, p *url.URL, addr string, netDial func(contex
 		return nil, err
 	}
 	if scheme == "https" {
-		tc := tls.Client(conn, &tls.Config{ServerName: p.Hostname(), MinVersion: tls.VersionTLS12})
+		tc := tls.Client(conn, clientTLSConfig(proxyTLS, p.Hostname()))
 		if err := tc.HandshakeContext(ctx); err != nil {
 			conn.Close()
 			return nil, fmt.Errorf("TLS to proxy: %w", err)

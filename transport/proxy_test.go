@@ -2,6 +2,7 @@ package transport
 
 import (
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"net"
 	"net/url"
@@ -203,4 +204,58 @@ func TestPrefixConn(t *testing.T) {
 	if c.NetConn() != net.Conn(a) {
 		t.Error("NetConn does not return the tunnel")
 	}
+}
+
+// TestHTTPSProxy reaches the CONNECT proxy itself over TLS.
+func TestHTTPSProxy(t *testing.T) {
+	p := newPKI(t)
+	l, _ := listen(t, "tcp://127.0.0.1:0", ListenConfig{})
+	accepted := acceptOne(t, l)
+	proxy := newConnectProxy(t)
+	// Put TLS in front of the plain test proxy.
+	front, err := tls.Listen("tcp", "127.0.0.1:0", p.serverTLS(tls.NoClientCert))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer front.Close()
+	go func() {
+		for {
+			c, err := front.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				up, err := net.Dial("tcp", proxy.ln.Addr().String())
+				if err != nil {
+					return
+				}
+				defer up.Close()
+				splice(c, c, up)
+			}()
+		}
+	}()
+	pu, _ := url.Parse("https://localhost:" + portOf(front.Addr()))
+	c, err := Dial(testContext(t), l.URL(), Config{Proxy: ProxyURL(pu), ProxyTLS: p.ca.ClientConfig(nil)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	exchange(t, c, waitConn(t, accepted))
+	if got := proxy.Targets(); len(got) != 1 || got[0] != l.Addr().String() {
+		t.Errorf("CONNECT targets %v", got)
+	}
+
+	// Without ProxyTLS the proxy's certificate is checked against the
+	// system roots and refused.
+	_, err = Dial(testContext(t), l.URL(), Config{Proxy: ProxyURL(pu)})
+	var ue x509.UnknownAuthorityError
+	if !errors.As(err, &ue) {
+		t.Errorf("err = %v, want x509.UnknownAuthorityError", err)
+	}
+}
+
+func portOf(a net.Addr) string {
+	_, port, _ := net.SplitHostPort(a.String())
+	return port
 }

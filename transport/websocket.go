@@ -168,8 +168,8 @@ type WSHandler struct {
 	// is a *HandshakeError.
 	OnHandshakeError func(err error)
 
-	// HandshakeTimeout bounds writing the upgrade response. Zero means
-	// DefaultHandshakeTimeout.
+	// HandshakeTimeout bounds writing the upgrade response. Zero or
+	// negative means DefaultHandshakeTimeout.
 	HandshakeTimeout time.Duration
 }
 
@@ -196,7 +196,7 @@ func (h *WSHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	u := ws.HTTPUpgrader{
-		Timeout:  cmp.Or(h.HandshakeTimeout, DefaultHandshakeTimeout),
+		Timeout:  cmp.Or(max(h.HandshakeTimeout, 0), DefaultHandshakeTimeout),
 		Protocol: func(p string) bool { return p == s.protocol },
 	}
 	conn, rw, _, err := u.Upgrade(r, w)
