@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"io"
 	"net"
+	"runtime"
 	"testing"
 	"time"
 
@@ -127,5 +128,72 @@ func BenchmarkWSConnWrite(b *testing.B) {
 		if _, err := c.Write(msg); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// BenchmarkIdleConn opens b.N connection pairs over loopback (both ends in
+// this process), moves one 256-byte message each way on each, and reports
+// the live heap per pair once they sit idle: what an emulator holding
+// thousands of device connections pays per connection in transport, TLS
+// and WebSocket state (no goroutines, no application buffers). Run it with
+// a fixed count, e.g. -benchtime 500x.
+func BenchmarkIdleConn(b *testing.B) {
+	ca := testcert.New(b, testcert.Options{})
+	server := ca.MustServer(b)
+	for _, scheme := range []string{"tcp", "ws", "tls", "wss"} {
+		b.Run("transport="+scheme, func(b *testing.B) {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			l, err := Listen(ctx, scheme+"://127.0.0.1:0/", ListenConfig{TLS: ca.ServerConfig(server, tls.NoClientCert)})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer l.Close()
+			d, err := NewDialer(l.URL(), Config{TLS: ca.ClientConfig(nil)})
+			if err != nil {
+				b.Fatal(err)
+			}
+			msg, buf := make([]byte, 256), make([]byte, 256)
+			conns := make([]net.Conn, 0, 2*b.N)
+			defer func() {
+				for _, c := range conns {
+					c.Close()
+				}
+			}()
+			var before, after runtime.MemStats
+			runtime.GC()
+			runtime.ReadMemStats(&before)
+			for range b.N {
+				accepted := make(chan net.Conn, 1)
+				go func() {
+					c, err := l.Accept()
+					if err != nil {
+						close(accepted)
+						return
+					}
+					accepted <- c
+				}()
+				c, err := d.DialContext(ctx)
+				if err != nil {
+					b.Fatal(err)
+				}
+				s, ok := <-accepted
+				if !ok {
+					b.Fatal("accept failed")
+				}
+				conns = append(conns, c, s)
+				for _, pair := range [][2]net.Conn{{c, s}, {s, c}} {
+					if _, err := pair[0].Write(msg); err != nil {
+						b.Fatal(err)
+					}
+					if _, err := io.ReadFull(pair[1], buf); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+			runtime.GC()
+			runtime.ReadMemStats(&after)
+			b.ReportMetric(float64(after.HeapInuse-before.HeapInuse)/float64(b.N), "heapB/pair")
+		})
 	}
 }
