@@ -63,6 +63,7 @@ type ProxyError struct {
 	Status string
 }
 
+// Error returns the proxy's status line with context.
 func (e *ProxyError) Error() string {
 	return "transport: proxy refused CONNECT: " + e.Status
 }
@@ -86,6 +87,7 @@ type CloseError struct {
 	Reason string
 }
 
+// Error returns the close status and reason.
 func (e *CloseError) Error() string {
 	s := "transport: websocket closed by peer with status " + strconv.Itoa(e.Code)
 	if e.Reason != "" {
@@ -106,6 +108,7 @@ type DialError struct {
 	Err error
 }
 
+// Error names the step, the URL and the cause.
 func (e *DialError) Error() string {
 	return "transport: " + e.Op + " " + e.URL + ": " + e.Err.Error()
 }
@@ -136,6 +139,7 @@ type HandshakeError struct {
 	Err error
 }
 
+// Error names the handshake, the peer and the cause.
 func (e *HandshakeError) Error() string {
 	return "transport: " + e.Op + " handshake from " + e.RemoteAddr + ": " + e.Err.Error()
 }
