@@ -377,3 +377,47 @@ func TestDialErrorIsNetError(t *testing.T) {
 		t.Errorf("DialError over a plain error reports a timeout")
 	}
 }
+
+// TestTLSMinimumVersion: both sides insist on TLS 1.2 even when handed a
+// configuration that allows older versions.
+func TestTLSMinimumVersion(t *testing.T) {
+	p := newPKI(t)
+	srv := p.serverTLS(tls.NoClientCert)
+	srv.MinVersion = tls.VersionTLS10
+	l, errs := listen(t, "tls://127.0.0.1:0", ListenConfig{TLS: srv})
+	old := p.ca.ClientConfig(nil)
+	old.MinVersion, old.MaxVersion = tls.VersionTLS10, tls.VersionTLS11
+	if c, err := Dial(testContext(t), l.URL(), Config{TLS: old}); err == nil {
+		c.Close()
+		t.Fatal("listener accepted a TLS 1.1 client")
+	}
+	var he *HandshakeError
+	if err := waitErr(t, errs); !errors.As(err, &he) || he.Op != "tls" {
+		t.Errorf("server error = %v, want a tls *HandshakeError", err)
+	}
+	if l.tlsConf.MinVersion != tls.VersionTLS12 || srv.MinVersion != tls.VersionTLS10 {
+		t.Errorf("listener MinVersion %x (caller's config now %x), want 1.2 on a clone", l.tlsConf.MinVersion, srv.MinVersion)
+	}
+
+	// A server that stops at TLS 1.1 is refused by the dialer.
+	oldSrv := p.serverTLS(tls.NoClientCert)
+	oldSrv.MinVersion, oldSrv.MaxVersion = tls.VersionTLS10, tls.VersionTLS11
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", oldSrv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		c, err := ln.Accept()
+		if err == nil {
+			c.(*tls.Conn).Handshake()
+			c.Close()
+		}
+	}()
+	cfg := p.ca.ClientConfig(nil)
+	cfg.MinVersion = 0
+	if c, err := Dial(testContext(t), "tls://"+ln.Addr().String(), Config{TLS: cfg}); err == nil {
+		c.Close()
+		t.Fatal("dialer accepted a TLS 1.1 server")
+	}
+}
