@@ -37,12 +37,20 @@ var (
 // same condition locally (an invalid twin patch is ErrBadRequest before it
 // is ever sent).
 var (
-	ErrBadRequest         = errors.New("iothub: bad request (400)")
-	ErrUnauthorized       = errors.New("iothub: unauthorized (401)")
-	ErrDeviceNotFound     = errors.New("iothub: device not found (404)")
+	// ErrBadRequest (400): malformed JSON, an invalid twin patch (key,
+	// depth, size), an out-of-range method timeout.
+	ErrBadRequest = errors.New("iothub: bad request (400)")
+	// ErrUnauthorized (401): often an expired SAS token.
+	ErrUnauthorized = errors.New("iothub: unauthorized (401)")
+	// ErrDeviceNotFound (404): the identity does not exist (404001).
+	ErrDeviceNotFound = errors.New("iothub: device not found (404)")
+	// ErrPreconditionFailed (412): a version or etag precondition failed.
 	ErrPreconditionFailed = errors.New("iothub: precondition failed (412)")
-	ErrThrottled          = errors.New("iothub: throttled (429)")
-	ErrServerError        = errors.New("iothub: server error (5xx)")
+	// ErrThrottled (429): retry after a backoff; the only status the C#
+	// SDK retries.
+	ErrThrottled = errors.New("iothub: throttled (429)")
+	// ErrServerError (500–599): the hub failed.
+	ErrServerError = errors.New("iothub: server error (5xx)")
 
 	// ErrDeviceNotOnline is what a method invoker gets when the device is
 	// not connected or not subscribed to $iothub/methods/POST/# (404103).
