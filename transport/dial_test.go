@@ -293,7 +293,15 @@ func TestClientHandshakeTimeout(t *testing.T) {
 				ctx, cancel = context.WithTimeout(ctx, 200*time.Millisecond)
 				defer cancel()
 			}
-			_, err := Dial(ctx, tc.scheme+"://"+ln.Addr().String(), tc.cfg)
+			// Connect before the clock starts, so only the handshake
+			// can run out of time even on a loaded machine.
+			pre, err := net.DialTimeout("tcp", ln.Addr().String(), testTimeout)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer pre.Close()
+			tc.cfg.NetDial = func(context.Context, string, string) (net.Conn, error) { return pre, nil }
+			_, err = Dial(ctx, tc.scheme+"://"+ln.Addr().String(), tc.cfg)
 			var de *DialError
 			if !errors.As(err, &de) || de.Op != tc.op {
 				t.Fatalf("err = %v, want a %s *DialError", err, tc.op)
