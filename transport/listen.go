@@ -230,3 +230,5 @@ func (l *Listener) serverHandshake(c net.Conn) (net.Conn, error) {
 	_ = c.SetDeadline(time.Time{})
 	return conn, nil
 }
+
+var _ net.Listener = (*Listener)(nil)

@@ -309,3 +309,5 @@ func isClosedChan(c chan struct{}) bool {
 		return false
 	}
 }
+
+var _ net.Conn = (*PipeConn)(nil)

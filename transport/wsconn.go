@@ -589,3 +589,5 @@ func putBuf(b *[]byte) {
 	}
 	// Not one of ours (or grown): drop it.
 }
+
+var _ net.Conn = (*WSConn)(nil)
