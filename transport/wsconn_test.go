@@ -453,3 +453,22 @@ func TestWSConnUnexpectedEOF(t *testing.T) {
 		t.Errorf("Read = %v, want io.ErrUnexpectedEOF", err)
 	}
 }
+
+// TestWSConnClientRole: a client reads the server's unmasked frames and
+// answers pings with masked pongs.
+func TestWSConnClientRole(t *testing.T) {
+	raw, s := tcpPair(t)
+	c := NewWSConn(s, nil, true)
+	var wire []byte
+	wire = append(wire, rawFrame(t, ws.OpBinary, false, []byte("\x20\x02"), false)...)
+	wire = append(wire, rawFrame(t, ws.OpPing, true, []byte("hb"), false)...)
+	wire = append(wire, rawFrame(t, ws.OpContinuation, true, []byte("\x00\x00"), false)...)
+	go raw.Write(wire)
+	if got := readN(t, c, 4, 4096); string(got) != "\x20\x02\x00\x00" {
+		t.Fatalf("read %q", got)
+	}
+	f := readFrame(t, raw)
+	if f.Header.OpCode != ws.OpPong || !f.Header.Masked || string(f.Payload) != "hb" {
+		t.Errorf("answer %v masked=%v %q, want masked pong %q", f.Header.OpCode, f.Header.Masked, f.Payload, "hb")
+	}
+}
