@@ -11,10 +11,11 @@ import (
 
 // Status codes a device answers when its own handling fails. They follow
 // the C# device SDK's MethodResponseStatusCode (400 BadRequest, 500
-// UserCodeException, 501 MethodNotImplemented); the C# SDK answers an
-// unknown method with 501 and an empty body, we add a small JSON body that
-// names the method. (The Node SDK does not answer at all, so the invoker
-// waits for its timeout: 504.)
+// UserCodeException, 501 MethodNotImplemented). The C# SDK
+// (InternalClient.OnMethodCalledAsync) answers a method with no handler and
+// no default handler with 501 and an empty body; we answer 501 too, with a
+// small JSON body that names the method, so the service caller sees why.
+// The contract (§6) lets the device choose any status.
 const (
 	MethodStatusNotImplemented = 501 // no handler for the method and no default
 	MethodStatusHandlerError   = 500 // the handler failed or returned a payload that is not JSON
