@@ -1,0 +1,407 @@
+// Command compare runs the bench module's codec benchmarks (or reads the
+// output of an earlier run) and prints a markdown report: for each case,
+// each codec's median ns/op, B/op, allocs/op and MB/s, the ratio
+// peer/hubwire of the medians, and a check of the targets of issue 3.
+//
+// Usage, from the bench directory (bench/run.sh does this from anywhere):
+//
+//	go run ./cmd/compare [-count 6] [-benchtime 150ms] [-bench regexp] [-raw out.txt] [-o report.md]
+//	go run ./cmd/compare -in out.txt   # report on saved `go test -bench` output
+//
+// The benchmarks run with -cpu 1 (GOMAXPROCS=1): the machine is shared and
+// one core halves the noise; the codecs under test are single-threaded.
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"os/exec"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+func main() {
+	var (
+		count     = flag.Int("count", 6, "runs of each benchmark (the table shows medians)")
+		benchtime = flag.String("benchtime", "150ms", "go test -benchtime per run")
+		bench     = flag.String("bench", ".", "go test -bench regexp")
+		in        = flag.String("in", "", "read `go test -bench` output from this file instead of running")
+		raw       = flag.String("raw", "", "also write the raw benchmark output (benchstat input) to this file")
+		out       = flag.String("o", "", "also write the report to this file")
+	)
+	flag.Parse()
+	if err := run(*count, *benchtime, *bench, *in, *raw, *out); err != nil {
+		fmt.Fprintln(os.Stderr, "compare:", err)
+		os.Exit(1)
+	}
+}
+
+func run(count int, benchtime, bench, in, raw, out string) error {
+	env := environment()
+	var output []byte
+	if in != "" {
+		b, err := os.ReadFile(in)
+		if err != nil {
+			return err
+		}
+		output = b
+		env.command = "parsed from " + in
+	} else {
+		if count < 1 {
+			return errors.New("-count must be at least 1")
+		}
+		args := []string{"test", "-run", "^$", "-bench", bench, "-benchmem",
+			"-count", strconv.Itoa(count), "-cpu", "1", "-benchtime", benchtime, "-timeout", "30m", "."}
+		env.command = "go " + strings.Join(args, " ")
+		env.loadBefore = loadavg()
+		start := time.Now()
+		fmt.Fprintln(os.Stderr, "running:", env.command)
+		var buf bytes.Buffer
+		cmd := exec.Command("go", args...)
+		cmd.Stdout = io.MultiWriter(&buf, progress{os.Stderr})
+		cmd.Stderr = os.Stderr
+		if err := cmd.Run(); err != nil {
+			return fmt.Errorf("go test: %w", err)
+		}
+		env.elapsed = time.Since(start).Round(time.Second)
+		env.loadAfter = loadavg()
+		output = buf.Bytes()
+	}
+	if raw != "" {
+		if err := os.WriteFile(raw, output, 0o644); err != nil {
+			return err
+		}
+	}
+	res, err := parse(output)
+	if err != nil {
+		return err
+	}
+	if env.cpu == "" {
+		env.cpu = res.cpu
+	}
+	var report bytes.Buffer
+	write(&report, env, res)
+	os.Stdout.Write(report.Bytes())
+	if out != "" {
+		return os.WriteFile(out, report.Bytes(), 0o644)
+	}
+	return nil
+}
+
+// progress prints a dot per benchmark result line so a long run shows life.
+type progress struct{ w io.Writer }
+
+func (p progress) Write(b []byte) (int, error) {
+	for range bytes.Count(b, []byte("ns/op")) {
+		fmt.Fprint(p.w, ".")
+	}
+	return len(b), nil
+}
+
+type env struct {
+	date, goVersion, cpu, command string
+	ncpu                          int
+	loadBefore, loadAfter         string
+	elapsed                       time.Duration
+}
+
+func environment() env {
+	e := env{
+		date:      time.Now().UTC().Format("2006-01-02 15:04 MST"),
+		goVersion: runtime.Version() + " " + runtime.GOOS + "/" + runtime.GOARCH,
+		ncpu:      runtime.NumCPU(),
+	}
+	if b, err := exec.Command("go", "env", "GOVERSION").Output(); err == nil {
+		e.goVersion = strings.TrimSpace(string(b)) + " " + runtime.GOOS + "/" + runtime.GOARCH
+	}
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for line := range strings.Lines(string(b)) {
+			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+				e.cpu = strings.TrimSpace(v)
+				break
+			}
+		}
+	}
+	return e
+}
+
+func loadavg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "n/a"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "n/a"
+	}
+	return strings.Join(f[:3], " ")
+}
+
+// sample is every run of one sub-benchmark.
+type sample struct {
+	nsop, bop, allocs, mbs, nspkt []float64
+}
+
+type results struct {
+	cpu    string
+	cases  []string                      // in order of first appearance
+	codecs map[string][]string           // case -> codecs in order
+	data   map[string]map[string]*sample // case -> codec -> runs
+}
+
+// parse reads `go test -bench` output lines such as
+//
+//	BenchmarkDecodePublish256/codec=hubwire   1000000   12.3 ns/op   20000 MB/s   0 B/op   0 allocs/op
+func parse(out []byte) (*results, error) {
+	r := &results{codecs: map[string][]string{}, data: map[string]map[string]*sample{}}
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	for sc.Scan() {
+		line := sc.Text()
+		if v, ok := strings.CutPrefix(line, "cpu: "); ok {
+			r.cpu = strings.TrimSpace(v)
+			continue
+		}
+		if !strings.HasPrefix(line, "Benchmark") {
+			continue
+		}
+		f := strings.Fields(line)
+		if len(f) < 4 || len(f)%2 != 0 {
+			continue
+		}
+		name := strings.TrimPrefix(f[0], "Benchmark")
+		if i := strings.LastIndexByte(name, '-'); i > 0 && isDigits(name[i+1:]) {
+			name = name[:i] // GOMAXPROCS suffix
+		}
+		cs, codec, ok := strings.Cut(name, "/codec=")
+		if !ok {
+			continue
+		}
+		if r.data[cs] == nil {
+			r.data[cs] = map[string]*sample{}
+			r.cases = append(r.cases, cs)
+		}
+		s := r.data[cs][codec]
+		if s == nil {
+			s = &sample{}
+			r.data[cs][codec] = s
+			r.codecs[cs] = append(r.codecs[cs], codec)
+		}
+		for i := 2; i+1 < len(f); i += 2 {
+			v, err := strconv.ParseFloat(f[i], 64)
+			if err != nil {
+				return nil, fmt.Errorf("%q: %v", line, err)
+			}
+			switch f[i+1] {
+			case "ns/op":
+				s.nsop = append(s.nsop, v)
+			case "B/op":
+				s.bop = append(s.bop, v)
+			case "allocs/op":
+				s.allocs = append(s.allocs, v)
+			case "MB/s":
+				s.mbs = append(s.mbs, v)
+			case "ns/pkt":
+				s.nspkt = append(s.nspkt, v)
+			}
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return nil, err
+	}
+	if len(r.cases) == 0 {
+		return nil, errors.New("no benchmark results in the output")
+	}
+	return r, nil
+}
+
+func isDigits(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, c := range s {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+func median(v []float64) float64 {
+	if len(v) == 0 {
+		return math.NaN()
+	}
+	s := slices.Clone(v)
+	slices.Sort(s)
+	n := len(s)
+	if n%2 == 1 {
+		return s[n/2]
+	}
+	return (s[n/2-1] + s[n/2]) / 2
+}
+
+// spread is half the range of v as a percentage of its median.
+func spread(v []float64) float64 {
+	if len(v) < 2 {
+		return 0
+	}
+	return (slices.Max(v) - slices.Min(v)) / 2 / median(v) * 100
+}
+
+// codecLabel marks the codec that is not MQTT 3.1.1.
+func codecLabel(c string) string {
+	if c == "pahov5" {
+		return "pahov5 (MQTT 5)"
+	}
+	return c
+}
+
+func num(v float64) string {
+	switch {
+	case math.IsNaN(v):
+		return "–"
+	case v >= 100:
+		return strconv.FormatFloat(v, 'f', 0, 64)
+	case v >= 10:
+		return strconv.FormatFloat(v, 'f', 1, 64)
+	default:
+		return strconv.FormatFloat(v, 'f', 2, 64)
+	}
+}
+
+func write(w io.Writer, e env, r *results) {
+	fmt.Fprintf(w, "# hubwire packet codec vs paho.mqtt.golang, paho.golang, mochi\n\n")
+	fmt.Fprintf(w, "- date: %s\n", e.date)
+	fmt.Fprintf(w, "- go: %s\n", e.goVersion)
+	fmt.Fprintf(w, "- cpu: %s (%d logical CPUs on the machine; benchmarks run with -cpu 1)\n", e.cpu, e.ncpu)
+	if e.loadBefore != "" {
+		fmt.Fprintf(w, "- load average (1/5/15 min) before: %s, after: %s; run took %s\n", e.loadBefore, e.loadAfter, e.elapsed)
+	}
+	fmt.Fprintf(w, "- command: `%s`\n\n", e.command)
+	fmt.Fprintf(w, "Medians over the runs; ±%% is half the range of ns/op across runs as a percentage of the median. ")
+	fmt.Fprintf(w, "*× hubwire* is the codec's median ns/op divided by hubwire's: how many times longer the peer takes. ")
+	fmt.Fprintf(w, "Stream rows are per 10,000 packets (ns/pkt in the last column). ")
+	fmt.Fprintf(w, "pahov5 encodes MQTT 5 (one more byte per packet: the properties length), so its bytes differ.\n\n")
+
+	fmt.Fprintf(w, "| case | codec | ns/op | ± | B/op | allocs/op | MB/s | × hubwire |\n")
+	fmt.Fprintf(w, "|---|---|--:|--:|--:|--:|--:|--:|\n")
+	for _, cs := range r.cases {
+		hw := r.data[cs]["hubwire"]
+		for _, c := range r.codecs[cs] {
+			s := r.data[cs][c]
+			ratio := "–"
+			if hw != nil {
+				ratio = num(median(s.nsop)/median(hw.nsop)) + "×"
+			}
+			extra := ""
+			if len(s.nspkt) > 0 {
+				extra = fmt.Sprintf(" (%s ns/pkt)", num(median(s.nspkt)))
+			}
+			fmt.Fprintf(w, "| %s | %s | %s%s | %.0f%% | %s | %s | %s | %s |\n",
+				cs, codecLabel(c), num(median(s.nsop)), extra, spread(s.nsop),
+				num(median(s.bop)), num(median(s.allocs)), num(median(s.mbs)), ratio)
+		}
+	}
+	fmt.Fprintln(w)
+	writeTargets(w, r)
+}
+
+// target is one line of the targets table.
+type target struct {
+	what, want, got string
+	ok              bool
+}
+
+func writeTargets(w io.Writer, r *results) {
+	med := func(cs, codec string) (float64, bool) {
+		s := r.data[cs][codec]
+		if s == nil {
+			return 0, false
+		}
+		return median(s.nsop), true
+	}
+	var ts []target
+	ratioAtLeast := func(cs, peer string, min float64, strict bool) {
+		h, ok1 := med(cs, "hubwire")
+		p, ok2 := med(cs, peer)
+		if !ok1 || !ok2 {
+			return
+		}
+		x := p / h
+		want := fmt.Sprintf("≥ %g×", min)
+		ok := x >= min
+		if strict {
+			want = fmt.Sprintf("> %g×", min)
+			ok = x > min
+		}
+		ts = append(ts, target{cs + ": " + peer + " ÷ hubwire", want, num(x) + "×", ok})
+	}
+	zeroAllocs := func(cs string) {
+		s := r.data[cs]["hubwire"]
+		if s == nil {
+			return
+		}
+		a := median(s.allocs)
+		ts = append(ts, target{cs + ": hubwire allocs/op", "0", num(a), a == 0})
+	}
+
+	// Issue 3.
+	for _, cs := range []string{"EncodePublish16", "DecodePublish16", "EncodePublish256", "DecodePublish256", "StreamPublish256QoS1"} {
+		ratioAtLeast(cs, "paho", 10, false)
+		ratioAtLeast(cs, "mochi", 4, false)
+		zeroAllocs(cs)
+	}
+	ratioAtLeast("EncodePublish4096", "mochi", 2, false)
+	ratioAtLeast("DecodePublish4096", "mochi", 10, false)
+	for _, cs := range r.cases {
+		if strings.HasPrefix(cs, "Decode") || strings.HasPrefix(cs, "Stream") {
+			ratioAtLeast(cs, "mochi-inplace", 1, true)
+		}
+	}
+	// Issue 2 (the codec's own budget), measured in the same run.
+	if c, ok := med("CopyPublish256QoS1", "copy"); ok {
+		for _, x := range []struct {
+			cs  string
+			max float64
+		}{{"EncodePublish256QoS1", 3}, {"DecodePublish256QoS1", 4}} {
+			if h, ok := med(x.cs, "hubwire"); ok {
+				ts = append(ts, target{x.cs + ": hubwire ÷ copy floor", fmt.Sprintf("≤ %g×", x.max), num(h/c) + "×", h/c <= x.max})
+			}
+		}
+	}
+	if s := r.data["StreamPublish256QoS1"]["hubwire"]; s != nil && len(s.nspkt) > 0 {
+		mpps := 1e3 / median(s.nspkt)
+		ts = append(ts, target{"StreamPublish256QoS1: hubwire Reader.Next + Decode", "≥ 25 M pkt/s", num(mpps) + " M pkt/s", mpps >= 25})
+	}
+	for _, cs := range []string{"EncodePublish4096", "DecodePublish4096", "EncodePublish256QoS1", "DecodePublish256QoS1",
+		"EncodePuback", "DecodePuback", "EncodeConnect", "DecodeConnect"} {
+		zeroAllocs(cs)
+	}
+	if len(ts) == 0 {
+		return
+	}
+	met := 0
+	for _, t := range ts {
+		if t.ok {
+			met++
+		}
+	}
+	fmt.Fprintf(w, "## Targets (issues 2 and 3): %d of %d met\n\n", met, len(ts))
+	fmt.Fprintf(w, "| target | wanted | measured | |\n|---|--:|--:|---|\n")
+	for _, t := range ts {
+		v := "met"
+		if !t.ok {
+			v = "**missed**"
+		}
+		fmt.Fprintf(w, "| %s | %s | %s | %s |\n", t.what, t.want, t.got, v)
+	}
+	fmt.Fprintln(w)
+}
