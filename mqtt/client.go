@@ -2,7 +2,6 @@ package mqtt
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"net"
 	"sync"
@@ -107,7 +106,7 @@ func NewClient(cfg Config) (*Client, error) {
 		if cfg.URL == "" {
 			return nil, invalid("Config needs a Dialer or a URL", nil)
 		}
-		d, err := urlDialer(cfg.URL)
+		d, err := urlDialer(cfg.URL, cfg.Transport)
 		if err != nil {
 			return nil, err
 		}
@@ -613,7 +612,3 @@ func (c *Client) completeLocked(id packet.ID) func(error) {
 	}
 	return done
 }
-
-// errNoTransport is returned for URL schemes other than tcp until a
-// Dialer is supplied.
-var errNoTransport = errors.New("mqtt: unsupported URL scheme (set Config.Dialer)")

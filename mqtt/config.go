@@ -5,6 +5,8 @@ import (
 	"log/slog"
 	"net"
 	"time"
+
+	"github.com/hubwire/hubwire/transport"
 )
 
 // Defaults applied by NewClient to zero fields of Config.
@@ -25,11 +27,14 @@ const (
 type Config struct {
 	// Dialer opens the byte stream to the broker. It is called once per
 	// connection attempt with a context bounded by ConnectTimeout. When nil,
-	// URL is dialed (tcp://, tls://, ws://, wss://, or a bare host:port for
-	// TCP).
+	// URL is dialed with package transport.
 	Dialer func(ctx context.Context) (net.Conn, error)
-	// URL is the broker address used when Dialer is nil.
+	// URL is the broker address used when Dialer is nil: tcp://, tls://,
+	// ws:// or wss:// (see package transport), or a bare host:port for TCP.
 	URL string
+	// Transport configures dialing URL: TLS settings (root CAs, client
+	// certificate), proxy, WebSocket path and headers.
+	Transport transport.Config
 
 	// ClientID is the MQTT client identifier. It may be empty only with
 	// CleanSession [MQTT-3.1.3-7].

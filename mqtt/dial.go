@@ -3,27 +3,20 @@ package mqtt
 import (
 	"context"
 	"net"
-	"net/url"
 	"strings"
+
+	"github.com/hubwire/hubwire/transport"
 )
 
-// urlDialer returns a dialer for rawURL: a bare host:port or tcp://host:port.
-func urlDialer(rawURL string) (func(ctx context.Context) (net.Conn, error), error) {
-	addr := rawURL
-	if strings.Contains(rawURL, "://") {
-		u, err := url.Parse(rawURL)
-		if err != nil {
-			return nil, invalid("URL", err)
-		}
-		switch u.Scheme {
-		case "tcp", "mqtt":
-			addr = u.Host
-		default:
-			return nil, errNoTransport
-		}
+// urlDialer returns a dialer for rawURL with transport's schemes (tcp, mqtt,
+// tls, ssl, mqtts, ws, wss); a bare host:port means TCP.
+func urlDialer(rawURL string, cfg transport.Config) (func(ctx context.Context) (net.Conn, error), error) {
+	if !strings.Contains(rawURL, "://") {
+		rawURL = "tcp://" + rawURL
 	}
-	var d net.Dialer
-	return func(ctx context.Context) (net.Conn, error) {
-		return d.DialContext(ctx, "tcp", addr)
-	}, nil
+	d, err := transport.NewDialer(rawURL, cfg)
+	if err != nil {
+		return nil, invalid("URL", err)
+	}
+	return d.DialContext, nil
 }

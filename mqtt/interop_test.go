@@ -8,8 +8,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hubwire/hubwire/internal/mosquitto"
+	"github.com/hubwire/hubwire/internal/testcert"
 	"github.com/hubwire/hubwire/mqtt"
 	"github.com/hubwire/hubwire/packet"
+	"github.com/hubwire/hubwire/transport"
 )
 
 func TestRoundTrip(t *testing.T) {
@@ -299,5 +302,51 @@ func TestQoS2ExactlyOnce(t *testing.T) {
 	case p := <-got:
 		t.Fatalf("duplicate %s", p)
 	case <-time.After(100 * time.Millisecond):
+	}
+}
+
+// TestTLSAndWebSocket runs a QoS 1 round trip over mosquitto's TLS and
+// WebSocket listeners, dialed by URL through package transport.
+func TestTLSAndWebSocket(t *testing.T) {
+	ca := testcert.New(t, testcert.Options{})
+	srv := ca.MustServer(t, "localhost", "127.0.0.1")
+	files, err := ca.WriteFiles(t.TempDir(), "server", srv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := mosquitto.Start(t, mosquitto.Options{
+		TLS:        &mosquitto.TLSFiles{CAFile: files.CAFile, CertFile: files.CertFile, KeyFile: files.KeyFile},
+		WebSockets: true,
+	})
+	for _, tc := range []struct{ name, url string }{
+		{"tls", "tls://" + b.TLSAddr},
+		{"ws", "ws://" + b.WSAddr + "/mqtt"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := ctxT(t)
+			s := newSink(4)
+			c, err := mqtt.NewClient(mqtt.Config{
+				URL:          tc.url,
+				Transport:    transport.Config{TLS: ca.ClientConfig(nil)},
+				ClientID:     clientID(t),
+				CleanSession: true,
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := c.Connect(ctx); err != nil {
+				t.Fatalf("connect %s: %v", tc.url, err)
+			}
+			defer c.Close(ctx)
+			if _, err := c.Subscribe(ctx, mqtt.Subscription{Filter: "sec/#", QoS: packet.QoS1, Handler: s.handle}); err != nil {
+				t.Fatal(err)
+			}
+			if err := c.Publish(ctx, &mqtt.Message{Topic: "sec/" + tc.name, Payload: []byte("over " + tc.name), QoS: packet.QoS1}); err != nil {
+				t.Fatal(err)
+			}
+			if r := s.next(t); r.Payload != "over "+tc.name {
+				t.Fatalf("got %+v", r)
+			}
+		})
 	}
 }
