@@ -45,8 +45,7 @@ type Reader struct {
 	start int     // first unread byte
 	end   int     // end of buffered bytes
 	err   error   // sticky framing error
-
-	emptyReads int // consecutive (0, nil) reads
+	ioErr error   // error that came with the last bytes read, not yet returned
 }
 
 // NewReader returns a Reader of packets from r that rejects packets larger
@@ -64,7 +63,7 @@ func NewReader(r io.Reader, maxPacketSize int) *Reader {
 func (r *Reader) Reset(src io.Reader) {
 	r.src = src
 	r.start, r.end = 0, 0
-	r.err = nil
+	r.err, r.ioErr = nil, nil
 }
 
 // Buffered returns the number of bytes read from the stream but not yet
@@ -141,7 +140,9 @@ func (r *Reader) Next() (Frame, error) {
 	}
 }
 
-// fill reads until at least need bytes are buffered, making room first.
+// fill makes room for need bytes and reads once, returning as soon as any
+// new bytes arrive, so that Next checks each header byte as early as it
+// can: the same bytes give the same verdict however the stream is split.
 func (r *Reader) fill(need int) error {
 	if r.start == r.end {
 		r.start, r.end = 0, 0
@@ -165,33 +166,35 @@ func (r *Reader) fill(need int) error {
 		}
 		r.start, r.end = 0, pending
 	}
-	for r.end-r.start < need {
+	if err := r.ioErr; err != nil {
+		r.ioErr = nil
+		return r.eofErr(err)
+	}
+	for empty := 0; ; empty++ {
 		n, err := r.src.Read(r.buf[r.end:])
 		r.end += n
+		if n > 0 {
+			r.ioErr = err // reported once the buffered bytes are used up
+			return nil
+		}
 		if err != nil {
-			if r.end-r.start >= need {
-				return nil // use what arrived; the error comes back on the next read
-			}
-			if errors.Is(err, io.EOF) {
-				if r.end == r.start {
-					return io.EOF
-				}
-				return io.ErrUnexpectedEOF
-			}
-			return err
+			return r.eofErr(err)
 		}
-		if n == 0 {
-			// A reader returning 0, nil repeatedly would spin; io.Reader
-			// discourages it, and we give up rather than loop forever.
-			if r.emptyReads++; r.emptyReads > 100 {
-				r.emptyReads = 0
-				return io.ErrNoProgress
-			}
-			continue
+		// A reader returning (0, nil) again and again would spin; io.Reader
+		// discourages it, and we give up rather than loop forever.
+		if empty == 100 {
+			return io.ErrNoProgress
 		}
-		r.emptyReads = 0
 	}
-	return nil
+}
+
+// eofErr turns io.EOF into io.ErrUnexpectedEOF when a packet is partly
+// read, and leaves other errors as they are.
+func (r *Reader) eofErr(err error) error {
+	if errors.Is(err, io.EOF) && r.end != r.start {
+		return io.ErrUnexpectedEOF
+	}
+	return err
 }
 
 // ReadPacket reads the next packet and decodes it into a new value that
