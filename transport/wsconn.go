@@ -188,7 +188,7 @@ func (c *WSConn) decode(b []byte) (int, error) {
 		if !c.inPayload {
 			need := 2
 			if c.hdrN >= 2 {
-				need = wsHeaderLen(c.hdr[0], c.hdr[1])
+				need = wsHeaderLen(c.hdr[1])
 			}
 			k := copy(c.hdr[c.hdrN:need], b[i:])
 			c.hdrN += k
@@ -197,7 +197,7 @@ func (c *WSConn) decode(b []byte) (int, error) {
 				continue
 			}
 			if need == 2 {
-				if full := wsHeaderLen(c.hdr[0], c.hdr[1]); full > 2 {
+				if full := wsHeaderLen(c.hdr[1]); full > 2 {
 					continue // collect the extended length and mask key
 				}
 			}
@@ -243,8 +243,9 @@ func (c *WSConn) endRead(err error) {
 	close(c.readDone)
 }
 
-// wsHeaderLen returns the length of a frame header from its first two bytes.
-func wsHeaderLen(_, b1 byte) int {
+// wsHeaderLen returns the length of a frame header from its second byte
+// (mask bit and length code).
+func wsHeaderLen(b1 byte) int {
 	n := 2
 	switch b1 & 0x7f {
 	case 126:
