@@ -476,12 +476,17 @@ func (c *Client) teardown(cn *conn, cause error) bool {
 	return reconnect
 }
 
+// closeGrace bounds how long Close still waits for DISCONNECT to be written
+// after its context ended.
+const closeGrace = 250 * time.Millisecond
+
 // Close stops the client. It first waits, within ctx, for unacknowledged
 // QoS 1 and 2 publishes to complete while a connection is up (or being
 // re-established), then sends DISCONNECT after everything queued, closes the
 // connection and stops reconnecting. Publishes still unacknowledged when ctx
 // ends complete with ErrClosed (they remain in a persistent Store). It
-// returns ctx's error if ctx ended first. Closing a closed client returns
+// returns ctx's error if ctx ended first (it then still allows the
+// DISCONNECT up to 250 ms to be written). Closing a closed client returns
 // ErrClosed.
 func (c *Client) Close(ctx context.Context) error {
 	c.mu.Lock()
@@ -528,10 +533,18 @@ func (c *Client) Close(ctx context.Context) error {
 			if result == nil {
 				result = ctx.Err()
 			}
-			if cn != nil {
-				cn.nc.Close()
+			// Give the writer a moment to flush DISCONNECT even when ctx
+			// ended while waiting for acknowledgements.
+			grace := time.NewTimer(closeGrace)
+			select {
+			case <-runDone:
+			case <-grace.C:
+				if cn != nil {
+					cn.nc.Close()
+				}
+				<-runDone // the reader returns as soon as its conn is closed
 			}
-			<-runDone // the reader returns as soon as its conn is closed
+			grace.Stop()
 		}
 	}
 
