@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -184,11 +185,12 @@ func (l *Listener) acceptLoop() {
 // process ran out of descriptors or memory for a moment, or the peer went
 // away before Accept.
 func isTemporaryAcceptError(err error) bool {
-	s := err.Error()
-	return strings.Contains(s, "too many open files") ||
-		strings.Contains(s, "connection reset") ||
-		strings.Contains(s, "connection aborted") ||
-		strings.Contains(s, "no buffer space")
+	for _, e := range [...]error{syscall.EMFILE, syscall.ENFILE, syscall.ENOBUFS, syscall.ENOMEM, syscall.ECONNABORTED, syscall.ECONNRESET} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
 }
 
 // handshake runs the TLS handshake and WebSocket upgrade of c within the
