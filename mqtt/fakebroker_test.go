@@ -121,49 +121,52 @@ func (fc *fakeConn) publish() *packet.Publish {
 }
 
 // autoAck answers every packet as a broker would (PUBACK, PUBREC, PUBCOMP,
-// SUBACK, UNSUBACK, PINGRESP) until the connection closes.
+// SUBACK, UNSUBACK, PINGRESP) until the connection closes. It allocates
+// nothing per packet, so allocation tests count only the client.
 func (fc *fakeConn) autoAck() {
 	go func() {
 		_ = fc.c.SetReadDeadline(time.Time{})
+		out := make([]byte, 0, 256)
+		var (
+			p packet.Publish
+			s packet.Subscribe
+		)
 		for {
 			f, err := fc.r.Next()
 			if err != nil {
 				return
 			}
-			var out []byte
+			out = out[:0]
 			switch f.Type() {
 			case packet.TypePublish:
-				var p packet.Publish
 				if p.Decode(f) != nil {
 					return
 				}
 				switch p.QoS {
 				case packet.QoS1:
-					out = []byte{0x40, 2, byte(p.ID >> 8), byte(p.ID)}
+					out = append(out, 0x40, 2, byte(p.ID>>8), byte(p.ID))
 				case packet.QoS2:
-					out = []byte{0x50, 2, byte(p.ID >> 8), byte(p.ID)}
+					out = append(out, 0x50, 2, byte(p.ID>>8), byte(p.ID))
 				}
 			case packet.TypePubrel:
-				out = []byte{0x70, 2, f[2], f[3]}
+				out = append(out, 0x70, 2, f[2], f[3])
 			case packet.TypePingreq:
-				out = []byte{0xd0, 0}
+				out = append(out, 0xd0, 0)
 			case packet.TypeSubscribe:
-				var s packet.Subscribe
 				if s.Decode(f) != nil {
 					return
 				}
-				ack := packet.Suback{ID: s.ID}
+				out = append(out, 0x90, byte(2+len(s.Filters)), byte(s.ID>>8), byte(s.ID))
 				for _, sub := range s.Filters {
-					ack.ReturnCodes = append(ack.ReturnCodes, byte(sub.QoS))
+					out = append(out, byte(sub.QoS))
 				}
-				out, _ = ack.MarshalBinary()
 			case packet.TypeUnsubscribe:
-				out = []byte{0xb0, 2, f[2], f[3]}
+				out = append(out, 0xb0, 2, f[2], f[3])
 			case packet.TypeDisconnect:
 				fc.c.Close()
 				return
 			}
-			if out != nil {
+			if len(out) > 0 {
 				if _, err := fc.c.Write(out); err != nil {
 					return
 				}
