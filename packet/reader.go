@@ -116,7 +116,12 @@ func (r *Reader) Next() (Frame, error) {
 				h, n, err := ParseHeader(avail)
 				switch {
 				case err == ErrShortBuffer:
-					size = len(avail) + 1
+					// The header is incomplete: read on before judging
+					// the size, so a split stream fails like a whole one.
+					if err := r.fill(len(avail) + 1); err != nil {
+						return nil, err
+					}
+					continue
 				case err != nil:
 					r.err = err
 					return nil, err
