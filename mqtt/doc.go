@@ -36,7 +36,9 @@
 // flow control rather than the client buffering without bound. While the
 // reader waits, the writer still sends queued packets and PINGREQs (so the
 // broker keeps the connection), and the client suspends its own PINGRESP
-// deadline, since the answer may be sitting unread in the socket.
+// deadline, since the answer may be sitting unread in the socket. For the
+// same reason a handler must not block on a QoS 1 or 2 Publish: use
+// PublishAsync there.
 //
 // By default the PUBACK (QoS 1) or PUBREC (QoS 2) of a received message is
 // sent once it is queued for its handler; Config.AckAfterHandler sends it
