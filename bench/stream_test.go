@@ -21,7 +21,7 @@ func BenchmarkStreamPublish256QoS1(b *testing.B) {
 		b.Run("codec="+c.name, func(b *testing.B) {
 			setBytes(b, c, p, streamPackets)
 			b.ReportAllocs()
-			c.stream(b, p, streamPackets)
+			withCPU(b, func() { c.stream(b, p, streamPackets) })
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*streamPackets), "ns/pkt")
 		})
 	}

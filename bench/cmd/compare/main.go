@@ -168,7 +168,7 @@ func loadavg() string {
 
 // sample is every run of one sub-benchmark.
 type sample struct {
-	nsop, bop, allocs, mbs, nspkt []float64
+	nsop, cpuop, bop, allocs, mbs, nspkt []float64
 }
 
 type results struct {
@@ -229,6 +229,8 @@ func parse(out []byte) (*results, error) {
 				s.allocs = append(s.allocs, v)
 			case "MB/s":
 				s.mbs = append(s.mbs, v)
+			case "cpu-ns/op":
+				s.cpuop = append(s.cpuop, v)
 			case "ns/pkt":
 				s.nspkt = append(s.nspkt, v)
 			}
@@ -306,13 +308,14 @@ func write(w io.Writer, e env, r *results) {
 		fmt.Fprintf(w, "- load average (1/5/15 min) before: %s, after: %s; run took %s\n", e.loadBefore, e.loadAfter, e.elapsed)
 	}
 	fmt.Fprintf(w, "- command: `%s`\n\n", e.command)
-	fmt.Fprintf(w, "Medians over the runs; ±%% is half the range of ns/op across runs as a percentage of the median. ")
-	fmt.Fprintf(w, "*× hubwire* is the codec's median ns/op divided by hubwire's: how many times longer the peer takes. ")
-	fmt.Fprintf(w, "Stream rows are per 10,000 packets (ns/pkt in the last column). ")
+	fmt.Fprintf(w, "Medians over the runs. *ns/op* is wall-clock time; ± is half its range across runs as a percentage of the median. ")
+	fmt.Fprintf(w, "*cpu-ns/op* is the CPU time the process used per op, which other processes on a shared machine do not inflate. ")
+	fmt.Fprintf(w, "*× hubwire* is the codec's median ns/op divided by hubwire's (in brackets: the same for cpu-ns/op): ")
+	fmt.Fprintf(w, "how many times longer the peer takes. Stream rows are per 10,000 packets. ")
 	fmt.Fprintf(w, "pahov5 encodes MQTT 5 (one more byte per packet: the properties length), so its bytes differ.\n\n")
 
-	fmt.Fprintf(w, "| case | codec | ns/op | ± | B/op | allocs/op | MB/s | × hubwire |\n")
-	fmt.Fprintf(w, "|---|---|--:|--:|--:|--:|--:|--:|\n")
+	fmt.Fprintf(w, "| case | codec | ns/op | ± | cpu-ns/op | B/op | allocs/op | MB/s | × hubwire |\n")
+	fmt.Fprintf(w, "|---|---|--:|--:|--:|--:|--:|--:|--:|\n")
 	for _, cs := range r.cases {
 		hw := r.data[cs]["hubwire"]
 		for _, c := range r.codecs[cs] {
@@ -320,13 +323,17 @@ func write(w io.Writer, e env, r *results) {
 			ratio := "–"
 			if hw != nil {
 				ratio = num(median(s.nsop)/median(hw.nsop)) + "×"
+				if len(s.cpuop) > 0 && len(hw.cpuop) > 0 {
+					ratio += " (" + num(median(s.cpuop)/median(hw.cpuop)) + "×)"
+				}
 			}
-			extra := ""
+			nsop, cpuop := num(median(s.nsop)), num(median(s.cpuop))
 			if len(s.nspkt) > 0 {
-				extra = fmt.Sprintf(" (%s ns/pkt)", num(median(s.nspkt)))
+				nsop += fmt.Sprintf(" (%s/pkt)", num(median(s.nsop)/streamPackets))
+				cpuop += fmt.Sprintf(" (%s/pkt)", num(median(s.cpuop)/streamPackets))
 			}
-			fmt.Fprintf(w, "| %s | %s | %s%s | %.0f%% | %s | %s | %s | %s |\n",
-				cs, codecLabel(c), num(median(s.nsop)), extra, spread(s.nsop),
+			fmt.Fprintf(w, "| %s | %s | %s | %.0f%% | %s | %s | %s | %s | %s |\n",
+				cs, codecLabel(c), nsop, spread(s.nsop), cpuop,
 				num(median(s.bop)), num(median(s.allocs)), num(median(s.mbs)), ratio)
 		}
 	}
@@ -334,45 +341,49 @@ func write(w io.Writer, e env, r *results) {
 	writeTargets(w, r)
 }
 
-// target is one line of the targets table.
+// streamPackets is the number of packets per op of the stream benchmark.
+const streamPackets = 10_000
+
+// target is one line of the targets table: a figure computed from the
+// wall-clock medians and the same from the CPU-time medians.
 type target struct {
-	what, want, got string
-	best            string // the same figure from each codec's fastest run
-	ok              bool
+	what, want string
+	wall, cpu  float64
+	unit       string
+	ok         func(float64) bool
 }
 
 func writeTargets(w io.Writer, r *results) {
-	med := func(cs, codec string) (float64, bool) {
+	// med returns the wall-clock and CPU-time medians of a codec in a case.
+	med := func(cs, codec string) (wall, cpu float64, ok bool) {
 		s := r.data[cs][codec]
 		if s == nil {
-			return 0, false
+			return 0, 0, false
 		}
-		return median(s.nsop), true
+		return median(s.nsop), median(s.cpuop), true
 	}
-	best := func(cs, codec string) float64 { return slices.Min(r.data[cs][codec].nsop) }
 	var ts []target
 	ratioAtLeast := func(cs, peer string, min float64, strict bool) {
-		h, ok1 := med(cs, "hubwire")
-		p, ok2 := med(cs, peer)
+		hw, hc, ok1 := med(cs, "hubwire")
+		pw, pc, ok2 := med(cs, peer)
 		if !ok1 || !ok2 {
 			return
 		}
-		x := p / h
-		want := fmt.Sprintf("≥ %g×", min)
-		ok := x >= min
+		t := target{what: cs + ": " + peer + " ÷ hubwire", want: fmt.Sprintf("≥ %g×", min),
+			wall: pw / hw, cpu: pc / hc, unit: "×", ok: func(x float64) bool { return x >= min }}
 		if strict {
-			want = fmt.Sprintf("> %g×", min)
-			ok = x > min
+			t.want, t.ok = fmt.Sprintf("> %g×", min), func(x float64) bool { return x > min }
 		}
-		ts = append(ts, target{cs + ": " + peer + " ÷ hubwire", want, num(x) + "×", num(best(cs, peer)/best(cs, "hubwire")) + "×", ok})
+		ts = append(ts, t)
 	}
 	zeroAllocs := func(cs string) {
 		s := r.data[cs]["hubwire"]
 		if s == nil {
 			return
 		}
-		a := median(s.allocs)
-		ts = append(ts, target{cs + ": hubwire allocs/op", "0", num(a), num(slices.Max(s.allocs)) + " (max)", a == 0})
+		a := slices.Max(s.allocs)
+		ts = append(ts, target{what: cs + ": hubwire allocs/op (every run)", want: "0", wall: a, cpu: a,
+			ok: func(x float64) bool { return x == 0 }})
 	}
 
 	// Issue 3.
@@ -389,21 +400,21 @@ func writeTargets(w io.Writer, r *results) {
 		}
 	}
 	// Issue 2 (the codec's own budget), measured in the same run.
-	if c, ok := med("CopyPublish256QoS1", "copy"); ok {
+	if cw, cc, ok := med("CopyPublish256QoS1", "copy"); ok {
 		for _, x := range []struct {
 			cs  string
 			max float64
 		}{{"EncodePublish256QoS1", 3}, {"DecodePublish256QoS1", 4}} {
-			if h, ok := med(x.cs, "hubwire"); ok {
-				ts = append(ts, target{x.cs + ": hubwire ÷ copy floor", fmt.Sprintf("≤ %g×", x.max), num(h/c) + "×",
-					num(best(x.cs, "hubwire")/best("CopyPublish256QoS1", "copy")) + "×", h/c <= x.max})
+			if hw, hc, ok := med(x.cs, "hubwire"); ok {
+				ts = append(ts, target{what: x.cs + ": hubwire ÷ copy floor", want: fmt.Sprintf("≤ %g×", x.max),
+					wall: hw / cw, cpu: hc / cc, unit: "×", ok: func(v float64) bool { return v <= x.max }})
 			}
 		}
 	}
-	if s := r.data["StreamPublish256QoS1"]["hubwire"]; s != nil && len(s.nspkt) > 0 {
-		mpps := 1e3 / median(s.nspkt)
-		ts = append(ts, target{"StreamPublish256QoS1: hubwire Reader.Next + Decode", "≥ 25 M pkt/s", num(mpps) + " M pkt/s",
-			num(1e3/slices.Min(s.nspkt)) + " M pkt/s", mpps >= 25})
+	if hw, hc, ok := med("StreamPublish256QoS1", "hubwire"); ok {
+		ts = append(ts, target{what: "StreamPublish256QoS1: hubwire Reader.Next + Decode", want: "≥ 25 M pkt/s",
+			wall: 1e3 * streamPackets / hw, cpu: 1e3 * streamPackets / hc, unit: " M pkt/s",
+			ok: func(v float64) bool { return v >= 25 }})
 	}
 	for _, cs := range []string{"EncodePublish4096", "DecodePublish4096", "EncodePublish256QoS1", "DecodePublish256QoS1",
 		"EncodePuback", "DecodePuback", "EncodeConnect", "DecodeConnect"} {
@@ -414,20 +425,25 @@ func writeTargets(w io.Writer, r *results) {
 	}
 	met := 0
 	for _, t := range ts {
-		if t.ok {
+		if t.ok(t.wall) {
 			met++
 		}
 	}
-	fmt.Fprintf(w, "## Targets (issues 2 and 3): %d of %d met\n\n", met, len(ts))
-	fmt.Fprintf(w, "Verdicts use the medians. *fastest runs* is the same figure from each codec's fastest run: ")
-	fmt.Fprintf(w, "load on a shared machine only adds time, so where the two columns disagree the machine was busy.\n\n")
-	fmt.Fprintf(w, "| target | wanted | measured (medians) | fastest runs | |\n|---|--:|--:|--:|---|\n")
+	fmt.Fprintf(w, "## Targets (issues 2 and 3): %d of %d met on wall-clock medians\n\n", met, len(ts))
+	fmt.Fprintf(w, "The verdict uses wall-clock medians, as the issue asks. The CPU-time column is the same figure from ")
+	fmt.Fprintf(w, "cpu-ns/op medians; where the two disagree, other processes held the CPU during the run.\n\n")
+	fmt.Fprintf(w, "| target | wanted | wall-clock | CPU time | |\n|---|--:|--:|--:|---|\n")
 	for _, t := range ts {
 		v := "met"
-		if !t.ok {
+		switch {
+		case !t.ok(t.wall) && !math.IsNaN(t.cpu) && t.ok(t.cpu):
+			v = "**missed** (met on CPU time)"
+		case !t.ok(t.wall):
 			v = "**missed**"
+		case !math.IsNaN(t.cpu) && !t.ok(t.cpu):
+			v = "met (missed on CPU time)"
 		}
-		fmt.Fprintf(w, "| %s | %s | %s | %s | %s |\n", t.what, t.want, t.got, t.best, v)
+		fmt.Fprintf(w, "| %s | %s | %s%s | %s%s | %s |\n", t.what, t.want, num(t.wall), t.unit, num(t.cpu), t.unit, v)
 	}
 	fmt.Fprintln(w)
 }
