@@ -434,3 +434,44 @@ func TestInvalidInput(t *testing.T) {
 		t.Fatalf("rejected publishes hold %d window slots", c.InFlight())
 	}
 }
+
+// TestStoreSurvivesClient checks that a new Client reads back the packets a
+// previous one left in its Store and sends them after connecting.
+func TestStoreSurvivesClient(t *testing.T) {
+	fb := newFakeBroker(t)
+	fb.sessionPresent.Store(true)
+	store := mqtt.NewMemoryStore()
+	id := clientID(t)
+	c, fc := fakeClient(t, fb, mqtt.Config{ClientID: id, Store: store})
+	ctx := ctxT(t)
+	for i := range 3 {
+		if err := c.PublishAsync(ctx, &mqtt.Message{Topic: fmt.Sprintf("kept/%d", i), QoS: packet.QoS1}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 3 {
+		fc.publish()
+	}
+	short, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
+	defer cancel()
+	_ = c.Close(short) // gives up waiting: the messages stay in the store
+	if store.Len() != 3 {
+		t.Fatalf("store holds %d packets, want 3", store.Len())
+	}
+
+	c2, fc2 := fakeClient(t, fb, mqtt.Config{ClientID: id, Store: store})
+	for i := range 3 {
+		p := fc2.publish()
+		if string(p.Topic) != fmt.Sprintf("kept/%d", i) || !p.Dup {
+			t.Fatalf("resent %q dup=%v", p.Topic, p.Dup)
+		}
+		fc2.send(&packet.Puback{ID: p.ID})
+	}
+	deadline := time.Now().Add(testTimeout)
+	for store.Len() != 0 || c2.InFlight() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("store %d, in flight %d after acks", store.Len(), c2.InFlight())
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
