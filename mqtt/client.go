@@ -208,7 +208,11 @@ func (c *Client) Connect(ctx context.Context) (sessionPresent bool, err error) {
 	}
 	if err != nil {
 		c.mu.Lock()
-		notify = c.setStateLocked(StateDisconnected, err)
+		to := StateDisconnected
+		if c.closed {
+			to = StateClosed
+		}
+		notify = c.setStateLocked(to, err)
 		c.mu.Unlock()
 		notify()
 		return false, err
