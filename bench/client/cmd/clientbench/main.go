@@ -38,6 +38,7 @@ var (
 	flagSub1    = flag.Int("sub1", 50_000, "QoS 1 messages to receive")
 	flagIdle    = flag.Int("idle", 50, "idle connections per client for the memory figure")
 	flagModes   = flag.String("modes", "pub0,pub1,sub0,sub1,idle", "measurements to run")
+	flagProfile = flag.String("cpuprofile", "", "worker: write a CPU profile of the measured section to this file")
 	flagRounds  = flag.Int("rounds", 3, "publish measurements per client and broker (the median is reported)")
 	flagClients = flag.String("clients", strings.Join(clientNames, ","), "clients to compare")
 	flagBrokers = flag.String("brokers", "mosquitto,mochi", "brokers to use")

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -103,6 +104,17 @@ func measurePublish(ctx context.Context, r *result, id string, payload []byte) e
 		return err
 	}
 	runtime.GC()
+	if *flagProfile != "" {
+		f, err := os.Create(*flagProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
 	a := take()
 	if *flagMode == "pub0" {
 		err = c.publish0(ctx, *flagTopic, payload, *flagN)
