@@ -6,9 +6,12 @@
 //
 // Every packet type T has Size, the exact encoded length, and AppendBinary
 // (encoding.BinaryAppender), which appends the packet to a caller's buffer
-// and allocates only when that buffer lacks capacity. Encoding validates
-// what decoding would reject, so hubwire never sends a packet it would
-// refuse to receive.
+// and allocates only when that buffer lacks capacity. Encoding refuses what
+// decoding would refuse, with one deliberate exception on the hot path:
+// Publish.AppendBinary checks a PUBLISH's flags, packet identifier and
+// lengths but trusts the topic's bytes, since scanning them costs more than
+// the rest of the encoding. Publish.Validate checks them; the mqtt client
+// calls it on every topic a caller hands in.
 //
 // # Decoding without copies
 //

@@ -30,39 +30,62 @@ func (p *Publish) remaining() int {
 // Size returns the encoded length of the packet, fixed header included.
 func (p *Publish) Size() int { r := p.remaining(); return 1 + varintLen(r) + r }
 
-// checkFields checks everything but the topic's bytes, which AppendBinary
-// checks while copying them.
-func (p *Publish) checkFields() error {
+// encodeError explains why p cannot be encoded; AppendBinary calls it only
+// once its combined fast test has failed.
+func (p *Publish) encodeError() error {
 	const t = TypePublish
-	if !p.QoS.Valid() {
+	switch {
+	case !p.QoS.Valid():
 		return encodeErr(t, "QoS (3)", "MQTT-3.3.1-4", ErrProtocol)
-	}
-	if p.QoS == 0 {
-		if p.Dup {
-			return encodeErr(t, "DUP flag with QoS 0", "MQTT-3.3.1-2", ErrProtocol)
-		}
-		if p.ID != 0 {
-			return encodeErr(t, "packet identifier with QoS 0", "MQTT-2.3.1-5", ErrProtocol)
-		}
-	} else if p.ID == 0 {
+	case p.QoS == 0 && p.Dup:
+		return encodeErr(t, "DUP flag with QoS 0", "MQTT-3.3.1-2", ErrProtocol)
+	case p.QoS == 0 && p.ID != 0:
+		return encodeErr(t, "packet identifier with QoS 0", "MQTT-2.3.1-5", ErrProtocol)
+	case p.QoS > 0 && p.ID == 0:
 		return encodeErr(t, "packet identifier (zero)", "MQTT-2.3.1-1", ErrProtocol)
-	}
-	if len(p.Topic) > maxString {
+	case len(p.Topic) == 0:
+		return encodeErr(t, "topic name (empty)", "MQTT-4.7.3-1", ErrProtocol)
+	case len(p.Topic) > maxString:
 		return encodeErr(t, "topic name (longer than 65,535 bytes)", "MQTT-1.5.3", ErrPacketTooLarge)
 	}
 	return checkRemaining(t, p.remaining())
 }
 
-// AppendBinary appends the encoded packet to dst. It allocates only when dst
-// lacks capacity for Size bytes. The topic is validated as Decode would
-// validate it; a packet that breaks a rule
-// gives an *EncodeError and dst unchanged (bytes past len(dst) may have been
-// written).
-func (p *Publish) AppendBinary(dst []byte) ([]byte, error) {
-	if err := p.checkFields(); err != nil {
-		return dst, err
+// Validate reports whether p is a PUBLISH that Decode would accept: what
+// AppendBinary checks, plus the topic name's bytes (UTF-8, no U+0000, no
+// wildcards). Use it on topics that come from untrusted input; the mqtt
+// client does so for every topic a caller passes in.
+func (p *Publish) Validate() error {
+	if err := p.encodeError(); err != nil {
+		return err
 	}
-	rem := p.remaining()
+	if r, m := checkTopicName(p.Topic); r != "" {
+		return encodeErr(TypePublish, "topic name", r, classOf(m))
+	}
+	return nil
+}
+
+// AppendBinary appends the encoded packet to dst, allocating only when dst
+// lacks capacity for Size bytes. It returns an *EncodeError, and dst
+// unchanged, for a QoS of 3, DUP with QoS 0, a packet identifier that is
+// zero with QoS > 0 or set with QoS 0, an empty or over-long topic, or a
+// packet over the size limit.
+//
+// PUBLISH is the hot path, so AppendBinary trusts the topic's bytes: it
+// does not scan them for invalid UTF-8, U+0000 or wildcards, which would
+// cost more than the rest of the encoding. Call Validate (or
+// ValidateTopicName) first when the topic comes from outside the program.
+func (p *Publish) AppendBinary(dst []byte) ([]byte, error) {
+	tl := len(p.Topic)
+	rem := 2 + tl + len(p.Payload)
+	if p.QoS != 0 {
+		rem += 2
+	}
+	// One test for every encoding rule; encodeError sorts out which failed.
+	if p.QoS > 2 || tl == 0 || tl > maxString || rem > MaxRemainingLength ||
+		(p.QoS == 0) != (p.ID == 0) || (p.Dup && p.QoS == 0) {
+		return dst, p.encodeError()
+	}
 	size := 1 + varintLen(rem) + rem
 	orig := len(dst)
 	dst = slices.Grow(dst, size)[:orig+size]
@@ -85,13 +108,8 @@ func (p *Publish) AppendBinary(dst []byte) ([]byte, error) {
 		out[i] = byte(v) | 0x80
 		v >>= 7
 	}
-	tl := len(p.Topic)
 	out[i], out[i+1] = byte(tl>>8), byte(tl)
-	i += 2
-	if r, m := checkTopicName(p.Topic); r != "" {
-		return dst[:orig], encodeErr(TypePublish, "topic name", r, classOf(m))
-	}
-	i += copy(out[i:], p.Topic)
+	i += 2 + copy(out[i+2:], p.Topic)
 	if p.QoS > 0 {
 		out[i], out[i+1] = byte(p.ID>>8), byte(p.ID)
 		i += 2
