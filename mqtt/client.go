@@ -40,6 +40,7 @@ type Client struct {
 	rx2         map[packet.ID]bool // incoming QoS 2 ids between PUBLISH and PUBREL; true once PUBREC was sent
 	subs        []route            // subscriptions to restore on a new session, in order
 	scratch     []byte             // encodes publishes while disconnected
+	validTopic  string             // the last topic name that passed validation
 
 	routes atomic.Pointer[[]route] // snapshot of subs for the delivery goroutine
 
@@ -409,6 +410,7 @@ func (c *Client) resubscribeLocked(cn *conn) {
 func (c *Client) run(cn *conn, runDone chan struct{}) {
 	defer close(runDone)
 	err := c.readLoop(cn)
+	c.releaseSlots(cn)
 	if !c.teardown(cn, err) {
 		return
 	}
@@ -617,15 +619,22 @@ func (c *Client) freePendingLocked(pe *pending) {
 // and returns the callback to report success to (call it after unlocking;
 // it may be nil).
 func (c *Client) completeLocked(id packet.ID) func(error) {
+	done, slot := c.finishLocked(id)
+	if slot {
+		<-c.sem
+	}
+	return done
+}
+
+// finishLocked forgets the publish id and reports whether it held a window
+// slot, which the caller must release.
+func (c *Client) finishLocked(id packet.ID) (done func(error), slot bool) {
 	pe := c.pending[id]
 	delete(c.pending, id)
 	if err := c.store.Delete(id); err != nil {
 		c.log.Error("mqtt: store: delete", "id", int(id), "err", err)
 	}
-	done, slot := pe.done, pe.slot
+	done, slot = pe.done, pe.slot
 	c.freePendingLocked(pe)
-	if slot {
-		<-c.sem
-	}
-	return done
+	return done, slot
 }

@@ -34,6 +34,20 @@ type conn struct {
 
 	pingOut atomic.Bool // a PINGREQ awaits its PINGRESP
 	stalled atomic.Bool // the reader is blocked on a full handler queue
+
+	// freeSlots counts window slots freed by acknowledgements that the
+	// reader has not yet returned to Client.sem. Owned by the reader.
+	freeSlots int
+}
+
+// releaseSlots returns the window slots freed by the acknowledgements read
+// so far. The reader calls it once per burst of acknowledgements rather than
+// once per PUBACK: a publisher waiting for the window then wakes once and
+// finds the whole burst's room, so its messages leave in one write.
+func (c *Client) releaseSlots(cn *conn) {
+	for ; cn.freeSlots > 0; cn.freeSlots-- {
+		<-c.sem
+	}
 }
 
 func newConn(nc net.Conn, r *packet.Reader) *conn {
@@ -122,6 +136,11 @@ func (c *Client) writeLoop(cn *conn) {
 		pingC = pingTimer.C
 		writeTimeout = ka + c.cfg.PingTimeout
 	}
+	// The write deadline is moved at most once per half keep-alive, not per
+	// Write (setting a deadline costs far more than reading the clock): a
+	// Write always has at least writeTimeout minus half the keep-alive,
+	// more than the PING timeout, to complete.
+	var deadlineSet time.Time
 	wrote := true
 	for {
 		select {
@@ -182,7 +201,10 @@ func (c *Client) writeLoop(cn *conn) {
 				continue
 			}
 			if writeTimeout > 0 {
-				_ = cn.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
+				if now := time.Now(); now.Sub(deadlineSet) > ka/2 {
+					deadlineSet = now
+					_ = cn.nc.SetWriteDeadline(now.Add(writeTimeout))
+				}
 			}
 			_, err := cn.nc.Write(*bp)
 			putBuf(bp)
@@ -208,6 +230,9 @@ func (c *Client) readLoop(cn *conn) error {
 		lastTopc string // interned topic of the previous PUBLISH
 	)
 	for {
+		if cn.freeSlots > 0 && (cn.r.Buffered() == 0 || cn.freeSlots >= cap(c.sem)/4) {
+			c.releaseSlots(cn)
+		}
 		if cn.idle != nil && cn.r.Buffered() == 0 {
 			// Nothing buffered: give the read buffer back and wait for
 			// data without one. This replaces the read that would
@@ -280,7 +305,10 @@ func (c *Client) onAck(cn *conn, t packet.Type, id packet.ID) {
 			c.mu.Unlock()
 			return
 		}
-		done := c.completeLocked(id)
+		done, slot := c.finishLocked(id)
+		if slot {
+			cn.freeSlots++
+		}
 		c.mu.Unlock()
 		if done != nil {
 			done(nil)

@@ -17,6 +17,7 @@ func (c *Client) deliver(cn *conn, m *Message) {
 		return
 	default:
 	}
+	c.releaseSlots(cn)
 	cn.stalled.Store(true)
 	select {
 	case c.queue <- m:

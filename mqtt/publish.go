@@ -85,6 +85,10 @@ func (c *Client) publish0(ctx context.Context, m *Message) error {
 			c.mu.Lock()
 			continue
 		}
+		if err := c.checkTopicLocked(m.Topic); err != nil {
+			c.mu.Unlock()
+			return err
+		}
 		bp := c.reserveLocked(cn, p.Size())
 		var err error
 		*bp, err = p.AppendBinary(*bp)
@@ -128,6 +132,11 @@ func (c *Client) publishQ(ctx context.Context, m *Message, done func(error)) err
 		c.mu.Unlock()
 		<-c.sem
 		return ErrClosed
+	}
+	if err := c.checkTopicLocked(m.Topic); err != nil {
+		c.mu.Unlock()
+		<-c.sem
+		return err
 	}
 	id := c.allocIDLocked()
 	p := packet.Publish{QoS: m.QoS, Retain: m.Retain, Topic: stringBytes(m.Topic), ID: id, Payload: m.Payload}
@@ -181,3 +190,17 @@ var waiterPool = sync.Pool{New: func() any {
 }}
 
 func (w *waiter) done(err error) { w.ch <- err }
+
+// checkTopicLocked validates a topic name [MQTT-4.7.3] (packet's encoder
+// trusts the topic's bytes). The last valid topic is remembered, so a
+// stream of publishes to one topic pays for one string comparison.
+func (c *Client) checkTopicLocked(topic string) error {
+	if topic == c.validTopic && topic != "" {
+		return nil
+	}
+	if err := packet.ValidateTopicName(stringBytes(topic)); err != nil {
+		return invalid("publish: topic", err)
+	}
+	c.validTopic = topic
+	return nil
+}
