@@ -475,3 +475,23 @@ func TestStoreSurvivesClient(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// TestWriteStallDetected checks that a broker that stops reading (the
+// socket's send buffer fills, the writer blocks) is detected by the write
+// deadline and the client reconnects.
+func TestWriteStallDetected(t *testing.T) {
+	fb := newFakeBroker(t)
+	var states stateLog
+	c, _ := fakeClient(t, fb, mqtt.Config{KeepAlive: time.Second, PingTimeout: 200 * time.Millisecond, OnStateChange: states.record})
+	ctx := ctxT(t)
+	big := &mqtt.Message{Topic: "stall", Payload: make([]byte, 64<<10)}
+	go func() {
+		// Publish until the connection is declared dead.
+		for c.Publish(ctx, big) == nil {
+		}
+	}()
+	fb.accept(t) // the reconnect
+	if states.count(mqtt.StateReconnecting) == 0 {
+		t.Fatal("no reconnect recorded")
+	}
+}
