@@ -50,8 +50,11 @@ type Config struct {
 
 	// KeepAlive is the keep-alive interval sent in CONNECT. The client sends
 	// PINGREQ when it has written nothing for about this long. Zero means
-	// DefaultKeepAlive; negative disables keep-alive (0 on the wire).
-	// Values are rounded down to whole seconds, at most 65,535 s.
+	// DefaultKeepAlive; negative disables keep-alive (0 on the wire), and
+	// with it the client's own dead-connection detection (PING and write
+	// timeouts): a silent peer is then noticed only when the OS reports
+	// the connection broken. Values are rounded down to whole seconds, at
+	// most 65,535 s.
 	KeepAlive time.Duration
 	// PingTimeout is how long a PINGRESP may take before the connection is
 	// declared dead and closed (then reconnected). Zero means the smaller of
