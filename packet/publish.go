@@ -126,9 +126,22 @@ func (p *Publish) AppendBinary(dst []byte) ([]byte, error) {
 // [MQTT-2.3.1-1]. The payload is opaque and not checked.
 func (p *Publish) Decode(frame []byte) error {
 	const t = TypePublish
-	body, err := frameBody(frame, t)
-	if err != nil {
-		return err
+	// Fast path for the fixed header: type PUBLISH, QoS 0 to 2, no DUP
+	// without QoS, a one- or two-byte remaining length that matches the
+	// frame. Anything else goes through frameBody for the verdict.
+	var body []byte
+	if len(frame) >= 3 && frame[0]>>4 == byte(t) && (frame[0]>>1)&3 != 3 && frame[0]&0b1110 != 0b1000 {
+		if frame[1] < 0x80 && int(frame[1]) == len(frame)-2 {
+			body = frame[2:]
+		} else if frame[1] >= 0x80 && frame[2] >= 0x01 && frame[2] < 0x80 && int(frame[1]&0x7F)|int(frame[2])<<7 == len(frame)-3 {
+			body = frame[3:]
+		}
+	}
+	if body == nil {
+		var err error
+		if body, err = frameBody(frame, t); err != nil {
+			return err
+		}
 	}
 	b0 := frame[0]
 	qos := QoS(b0>>1) & 3
