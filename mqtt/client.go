@@ -23,9 +23,6 @@ type Client struct {
 	// sem holds one token per unacknowledged QoS 1/2 publish: its capacity
 	// is the in-flight window.
 	sem chan struct{}
-	// slotBatch is how many freed window slots the reader collects before
-	// returning them to sem (see releaseSlots).
-	slotBatch int
 
 	ctx     context.Context // cancelled by Close: aborts reconnect attempts
 	cancel  context.CancelFunc
@@ -96,13 +93,12 @@ func NewClient(cfg Config) (*Client, error) {
 		}
 	}
 	c := &Client{
-		cfg:       cfg,
-		dial:      cfg.Dialer,
-		log:       cfg.Logger,
-		store:     cfg.Store,
-		sem:       make(chan struct{}, cfg.InFlight),
-		slotBatch: max(1, cfg.InFlight/4),
-		closeCh:   make(chan struct{}),
+		cfg:     cfg,
+		dial:    cfg.Dialer,
+		log:     cfg.Logger,
+		store:   cfg.Store,
+		sem:     make(chan struct{}, cfg.InFlight),
+		closeCh: make(chan struct{}),
 	}
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)

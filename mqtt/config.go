@@ -70,10 +70,7 @@ type Config struct {
 	ConnectTimeout time.Duration
 
 	// InFlight is the window of unacknowledged QoS 1 and 2 publishes.
-	// Zero means DefaultInFlight; at most 65,535. While more than a
-	// quarter of the window awaits acknowledgement, slots freed by
-	// acknowledgements are handed back to waiting publishers a quarter
-	// window at a time, so that refills leave in large writes.
+	// Zero means DefaultInFlight; at most 65,535.
 	InFlight int
 	// FailWhenFull makes Publish and PublishAsync return ErrInFlightFull
 	// at once when the window is full, instead of waiting for a slot.

@@ -41,13 +41,9 @@ type conn struct {
 }
 
 // releaseSlots returns the window slots freed by the acknowledgements read
-// so far. The reader returns them a quarter window (Client.slotBatch) at a
-// time rather than one per PUBACK, as long as at least that many messages
-// still await their acknowledgement — those will come, since a broker
-// acknowledges every message on its own [MQTT-4.3.2-2], so nothing waits on
-// an acknowledgement that is not coming. A publisher waiting for the window
-// then wakes once and refills a quarter of it, and those messages leave in
-// one write instead of one write per PUBACK.
+// so far. The reader calls it once per burst of acknowledgements rather than
+// once per PUBACK: a publisher waiting for the window then wakes once and
+// finds the whole burst's room, so its messages leave in one write.
 func (c *Client) releaseSlots(cn *conn) {
 	for ; cn.freeSlots > 0; cn.freeSlots-- {
 		<-c.sem
@@ -234,7 +230,7 @@ func (c *Client) readLoop(cn *conn) error {
 		lastTopc string // interned topic of the previous PUBLISH
 	)
 	for {
-		if cn.freeSlots > 0 && (cn.freeSlots >= c.slotBatch || len(c.sem)-cn.freeSlots < c.slotBatch) {
+		if cn.freeSlots > 0 && (cn.r.Buffered() == 0 || cn.freeSlots >= cap(c.sem)/4) {
 			c.releaseSlots(cn)
 		}
 		if cn.idle != nil && cn.r.Buffered() == 0 {

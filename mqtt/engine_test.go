@@ -170,10 +170,8 @@ func TestPacketIDsUnique(t *testing.T) {
 		if len(inflight) > window {
 			t.Fatalf("%d in flight, window %d", len(inflight), window)
 		}
-		// Once three quarters of the window are out (the client refills
-		// it a quarter at a time), acknowledge half of them out of order:
-		// alternately the newest and the oldest.
-		if len(inflight) >= window*3/4 || i == n-1 {
+		// Acknowledge out of order: every other time the newest, else the oldest.
+		if len(inflight) == window || i == n-1 {
 			for len(order) > 0 {
 				var id packet.ID
 				if len(order)%2 == 0 {
@@ -183,7 +181,7 @@ func TestPacketIDsUnique(t *testing.T) {
 				}
 				delete(inflight, id)
 				fc.send(&packet.Puback{ID: id})
-				if len(order) < window/4 && i != n-1 {
+				if len(order) < window/2 && i != n-1 {
 					break
 				}
 			}
