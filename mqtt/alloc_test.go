@@ -65,3 +65,22 @@ func TestAllocs(t *testing.T) {
 		t.Errorf("receive QoS 1: %v allocs/op, want 0", n)
 	}
 }
+
+func TestMemoryStoreAllocs(t *testing.T) {
+	s := mqtt.NewMemoryStore()
+	pkt := make([]byte, 300)
+	for id := packet.ID(1); id <= 64; id++ {
+		_ = s.Put(id, pkt)
+	}
+	for id := packet.ID(1); id <= 64; id++ {
+		_ = s.Delete(id)
+	}
+	id := packet.ID(0)
+	if n := testing.AllocsPerRun(1000, func() {
+		id = id%64 + 1
+		_ = s.Put(id, pkt)
+		_ = s.Delete(id)
+	}); n != 0 {
+		t.Errorf("MemoryStore Put+Delete: %v allocs/op, want 0", n)
+	}
+}
