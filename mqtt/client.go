@@ -44,6 +44,10 @@ type Client struct {
 
 	routes atomic.Pointer[[]route] // snapshot of subs for the delivery goroutine
 
+	stateSeq uint64     // state changes so far; guarded by mu
+	notifyMu sync.Mutex // serialises OnStateChange calls
+	notified uint64     // the last state change reported; guarded by notifyMu
+
 	deliverOnce sync.Once
 	queue       chan *Message
 	deliverDone chan struct{}
@@ -169,15 +173,28 @@ func (c *Client) setStateLocked(to State, err error) func() {
 	if from == to && err == nil {
 		return func() {}
 	}
-	return func() {
-		if err != nil {
-			c.log.Info("mqtt: state change", "from", from.String(), "to", to.String(), "err", err)
-		} else {
-			c.log.Debug("mqtt: state change", "from", from.String(), "to", to.String())
-		}
-		if c.cfg.OnStateChange != nil {
-			c.cfg.OnStateChange(from, to, err)
-		}
+	c.stateSeq++
+	seq := c.stateSeq
+	return func() { c.notify(seq, from, to, err) }
+}
+
+// notify reports state change number seq. Reports are serialised, and one
+// that a later change has overtaken is dropped, so the callback sees the
+// changes in order, one at a time, ending with the current state.
+func (c *Client) notify(seq uint64, from, to State, err error) {
+	c.notifyMu.Lock()
+	defer c.notifyMu.Unlock()
+	if seq <= c.notified {
+		return
+	}
+	c.notified = seq
+	if err != nil {
+		c.log.Info("mqtt: state change", "from", from.String(), "to", to.String(), "err", err)
+	} else {
+		c.log.Debug("mqtt: state change", "from", from.String(), "to", to.String())
+	}
+	if c.cfg.OnStateChange != nil {
+		c.cfg.OnStateChange(from, to, err)
 	}
 }
 
@@ -327,13 +344,15 @@ func (c *Client) install(cn *conn, sessionPresent bool) error {
 	c.runDone = runDone
 	notify := c.setStateLocked(StateConnected, nil)
 	c.mu.Unlock()
+
+	// Start the goroutines before reporting the new state, so that the
+	// callback may use the connection (subscribe, publish and wait).
+	go c.writeLoop(cn)
+	go c.run(cn, runDone)
 	for _, f := range completed {
 		f(nil)
 	}
 	notify()
-
-	go c.writeLoop(cn)
-	go c.run(cn, runDone)
 	return nil
 }
 

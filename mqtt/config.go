@@ -107,8 +107,12 @@ type Config struct {
 	AckAfterHandler bool
 
 	// OnStateChange, when set, is called on every state change with the
-	// error that caused it (nil for a requested change). It runs on the
-	// client's goroutines and must return quickly.
+	// error that caused it (nil for a requested change). Calls are made one
+	// at a time, in order; a change overtaken by a later one before it
+	// could be reported is skipped. It runs on the client's goroutines:
+	// it may call the client (on StateConnected the connection is already
+	// serving, so Subscribe works), but while it runs later state changes
+	// wait, so keep it short.
 	OnStateChange func(from, to State, err error)
 	// Logger receives connection events. Nil means silent. Secrets
 	// (passwords) are never logged.

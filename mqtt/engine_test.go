@@ -495,3 +495,52 @@ func TestWriteStallDetected(t *testing.T) {
 		t.Fatal("no reconnect recorded")
 	}
 }
+
+// TestSubscribeFromStateCallback checks that OnStateChange may use the
+// connection it reports: a Subscribe there gets its SUBACK.
+func TestSubscribeFromStateCallback(t *testing.T) {
+	fb := newFakeBroker(t)
+	var c *mqtt.Client
+	ready := make(chan struct{})
+	result := make(chan error, 4)
+	cfg := mqtt.Config{
+		Dialer:       fb.dialer(),
+		ClientID:     clientID(t),
+		CleanSession: true,
+		OnStateChange: func(_, to mqtt.State, _ error) {
+			if to != mqtt.StateConnected {
+				return
+			}
+			<-ready
+			ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+			defer cancel()
+			_, err := c.Subscribe(ctx, mqtt.Subscription{Filter: "cb/#", QoS: packet.QoS1})
+			result <- err
+		},
+	}
+	var err error
+	c, err = mqtt.NewClient(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	close(ready)
+	go func() {
+		select {
+		case fc := <-fb.conns:
+			fc.autoAck()
+		case <-time.After(testTimeout):
+		}
+	}()
+	if _, err := c.Connect(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(ctxT(t))
+	select {
+	case err := <-result:
+		if err != nil {
+			t.Fatalf("Subscribe from OnStateChange: %v", err)
+		}
+	case <-time.After(testTimeout):
+		t.Fatal("Subscribe from OnStateChange never returned")
+	}
+}
