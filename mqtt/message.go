@@ -42,10 +42,11 @@ func (m *Message) Clone() *Message {
 // returns. A slow handler delays later messages but never acknowledgements
 // of outgoing publishes nor keep-alive.
 //
-// A handler may publish, but must not wait for a QoS 1 or 2 acknowledgement
-// (a blocking Publish) unless its context is short: when the handler queue
-// is full the reader stops reading, and the awaited PUBACK would sit unread
-// behind the queued messages. Use PublishAsync from handlers.
+// A handler may publish, but should not wait for an acknowledgement (a
+// QoS 1 or 2 Publish, Subscribe, Unsubscribe) without a short context: when
+// the handler queue is full the reader stops reading, and the awaited
+// acknowledgement would sit unread behind the queued messages. Use
+// PublishAsync from handlers.
 type Handler func(m *Message)
 
 // Subscription is one topic filter of a Subscribe call.
