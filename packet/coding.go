@@ -139,6 +139,24 @@ func checkTopicFilter(b []byte) (rule string, isMalformed bool) {
 	if len(b) == 0 {
 		return "MQTT-4.7.3-1", false
 	}
+	// Most filters have no wildcard, or only a trailing "#": for those the
+	// topic-name check of the rest is the whole verdict.
+	if n := len(b); n >= 2 && b[n-1] == '#' && b[n-2] == '/' {
+		if r, _ := checkTopicName(b[:n-2]); r == "" {
+			return "", false
+		}
+	} else if r, _ := checkTopicName(b); r == "" {
+		return "", false
+	}
+	return checkTopicFilterSlow(b)
+}
+
+// checkTopicFilterSlow is the byte-by-byte filter check, the reference the
+// fast path in checkTopicFilter is tested against.
+func checkTopicFilterSlow(b []byte) (rule string, isMalformed bool) {
+	if len(b) == 0 {
+		return "MQTT-4.7.3-1", false
+	}
 	if r := checkString(b); r != "" {
 		return r, true
 	}

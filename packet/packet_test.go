@@ -342,3 +342,38 @@ func TestValidateTopic(t *testing.T) {
 		}
 	}
 }
+
+// TestTopicFilterFastPath compares checkTopicFilter's fast path with the
+// byte-by-byte reference on every string of up to four symbols from an
+// alphabet of the bytes that matter.
+func TestTopicFilterFastPath(t *testing.T) {
+	alphabet := []string{"a", "/", "+", "#", "\x00", "\xff", "\xc3\xbc", "$"}
+	var gen func(prefix string, depth int)
+	count := 0
+	gen = func(prefix string, depth int) {
+		b := []byte(prefix)
+		r1, m1 := checkTopicFilter(b)
+		r2, m2 := checkTopicFilterSlow(b)
+		if r1 != r2 || m1 != m2 {
+			t.Fatalf("checkTopicFilter(%q) = %q,%v; reference %q,%v", prefix, r1, m1, r2, m2)
+		}
+		// Long forms too, so the eight-byte path is exercised.
+		long := []byte("abcdefgh/ijklmnop/" + prefix)
+		r1, m1 = checkTopicFilter(long)
+		r2, m2 = checkTopicFilterSlow(long)
+		if r1 != r2 || m1 != m2 {
+			t.Fatalf("checkTopicFilter(%q) = %q,%v; reference %q,%v", long, r1, m1, r2, m2)
+		}
+		count++
+		if depth == 0 {
+			return
+		}
+		for _, s := range alphabet {
+			gen(prefix+s, depth-1)
+		}
+	}
+	gen("", 4)
+	if count < 4000 {
+		t.Fatalf("only %d cases", count)
+	}
+}
