@@ -11,7 +11,8 @@
 // with sig = base64(HMAC-SHA256(base64decode(key), sr + "\n" + se)), where
 // sr is taken exactly as it appears in the token. NewToken signs one,
 // ParseToken reads one strictly (fields in any order; unknown, repeated,
-// missing or empty fields are errors), and Token.Verify / Token.VerifyFor
+// missing or empty fields are errors, except the empty "skn=" the Azure IoT
+// C SDK appends to device-key tokens), and Token.Verify / Token.VerifyFor
 // check one the way IoT Hub and edgeHub do: expiry with MaxClockSkew (5
 // minutes) of grace, the HMAC compared in constant time over the raw sr (so
 // %2F and %2f escapes both verify), and the decoded sr matched as a

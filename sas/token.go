@@ -184,8 +184,9 @@ func printable(s string) bool {
 // ParseToken parses a token strictly, per the IoT Hub contract: the text is
 // "SharedAccessSignature" and exactly one space, then '&'-separated
 // name=value pairs (split on the first '='), in any order. sr, sig and se
-// are required, skn optional; an unknown, repeated or empty field is an
-// error, as are bytes outside printable ASCII, a broken %XX escape, a sig
+// are required, skn optional; an unknown or repeated field is an error, and
+// so is an empty one other than skn (the Azure IoT C SDK writes "&skn=" with
+// no value for device keys, which reads as KeyName ""), as are bytes outside printable ASCII, a broken %XX escape, a sig
 // that is not base64 of 32 bytes, and an se that is not a canonical decimal
 // number of seconds between 1970 and 9999. sr is kept raw (the signature
 // covers it as sent); sig and skn are decoded. Every error is a *ParseError
@@ -218,7 +219,10 @@ func ParseToken(s string) (Token, error) {
 			return Token{}, tokenError(name, "repeated")
 		}
 		seen[idx] = true
-		if value == "" {
+		if value == "" && idx != 3 {
+			// An empty skn is a device or module key's token as the C SDK
+			// writes it (it always appends "&skn=" and passes "" for
+			// device keys); every other field needs a value.
 			return Token{}, tokenError(name, "empty")
 		}
 		if !validEscapes(value) {

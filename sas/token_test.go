@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"log/slog"
+	"math/rand/v2"
 	"strings"
 	"testing"
 	"time"
@@ -76,9 +77,11 @@ func TestParseTokenErrors(t *testing.T) {
 		{"dup-sr", v1Token + "&" + v1SR},
 		{"dup-se", v1Token + "&se=1700000001"},
 		{"dup-skn", v1Token + "&skn=a&skn=a"},
+		{"dup-empty-skn", v1Token + "&skn=&skn="},
+		{"empty-sig", Prefix + " " + v1SR + "&sig=&" + v1SE},
+		{"empty-se", Prefix + " " + v1SR + "&" + v1Sig + "&se="},
 		{"unknown", v1Token + "&foo=bar"},
 		{"upper-field", Prefix + " SR=x&" + v1Sig + "&" + v1SE},
-		{"empty-skn", v1Token + "&skn="},
 		{"empty-sr", Prefix + " sr=&" + v1Sig + "&" + v1SE},
 		{"no-equals", v1Token + "&skn"},
 		{"trailing-amp", v1Token + "&"},
@@ -142,6 +145,18 @@ func TestParseTokenAccepts(t *testing.T) {
 			EncodedResource: "h", Signature: "gFSfLGMXDOvf906/iaX3KwzLLNFHgaFZyCbsGjxtd1Y=",
 			Expiry: v1Expiry.UTC(),
 		}},
+		// The Azure IoT C SDK (c-utility sastoken.c) appends "&skn=" to
+		// every token and passes an empty key name for device keys.
+		{"empty-skn-as-c-sdk", v1Token + "&skn=", Token{
+			EncodedResource: "myhub.azure-devices.net%2Fdevices%2Fdevice1",
+			Signature:       "gFSfLGMXDOvf906/iaX3KwzLLNFHgaFZyCbsGjxtd1Y=",
+			Expiry:          v1Expiry.UTC(),
+		}},
+		{"empty-skn-first", Prefix + " skn=&" + v1SE + "&" + v1Sig + "&" + v1SR, Token{
+			EncodedResource: "myhub.azure-devices.net%2Fdevices%2Fdevice1",
+			Signature:       "gFSfLGMXDOvf906/iaX3KwzLLNFHgaFZyCbsGjxtd1Y=",
+			Expiry:          v1Expiry.UTC(),
+		}},
 		{"sr-kept-raw", Prefix + " sr=a%2fB%2Fc+d&" + v1Sig + "&" + v1SE, Token{
 			EncodedResource: "a%2fB%2Fc+d", Signature: "gFSfLGMXDOvf906/iaX3KwzLLNFHgaFZyCbsGjxtd1Y=",
 			Expiry: v1Expiry.UTC(),
@@ -161,6 +176,26 @@ func TestParseTokenAccepts(t *testing.T) {
 				t.Errorf("ParseToken(String()) = %+v, %v; want %+v", again, err, tok)
 			}
 		})
+	}
+}
+
+// TestVerifyCSDKDeviceToken: a device-key token as the Azure IoT C SDK
+// writes it, with a trailing empty "&skn=" and lower-case escapes in sig,
+// verifies for its device.
+func TestVerifyCSDKDeviceToken(t *testing.T) {
+	key := mustKey(t, v1Key)
+	tok := NewToken(DeviceResource(v1Host, "device1"), key, "", v1Expiry)
+	sr, rest, _ := strings.Cut(tok.String(), "&sig=")
+	text := sr + "&sig=" + strings.NewReplacer("%2F", "%2f", "%3D", "%3d", "%2B", "%2b").Replace(rest) + "&skn="
+	got, err := ParseToken(text)
+	if err != nil {
+		t.Fatalf("ParseToken(%q): %v", text, err)
+	}
+	if got.KeyName != "" {
+		t.Errorf("KeyName = %q, want none", got.KeyName)
+	}
+	if err := got.VerifyFor(DeviceResource(v1Host, "device1"), key, v1Expiry); err != nil {
+		t.Errorf("VerifyFor: %v", err)
 	}
 }
 
@@ -233,6 +268,34 @@ func TestMACMatchesCryptoHMAC(t *testing.T) {
 			if want := m.Sum(nil); !bytes.Equal(got[:], want) {
 				t.Errorf("key %d bytes, sr %d bytes: got %x, want %x", klen, mlen, got, want)
 			}
+		}
+	}
+}
+
+// TestMACMatchesCryptoHMACRandom compares macInto with crypto/hmac on
+// random keys (up to four SHA-256 blocks, so longer keys are hashed first)
+// and random resource and expiry bytes.
+func TestMACMatchesCryptoHMACRandom(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	fill := func(n int) []byte {
+		b := make([]byte, n)
+		for i := range b {
+			b[i] = byte(rng.Uint32())
+		}
+		return b
+	}
+	for range 2000 {
+		key := fill(rng.IntN(257))
+		sr := string(fill(rng.IntN(300)))
+		se := fill(rng.IntN(21))
+		var got [macLen]byte
+		macInto(&got, key, sr, se)
+		m := hmac.New(sha256.New, key)
+		m.Write([]byte(sr))
+		m.Write([]byte{'\n'})
+		m.Write(se)
+		if want := m.Sum(nil); !bytes.Equal(got[:], want) {
+			t.Fatalf("key %x, sr %q, se %q: got %x, want %x", key, sr, se, got, want)
 		}
 	}
 }
