@@ -105,11 +105,18 @@ func (c *Client) appendAckLocked(cn *conn, t packet.Type, id packet.ID) {
 	*bp = append(*bp, b0, 2, byte(id>>8), byte(id))
 }
 
-// sendAck queues an acknowledgement on cn if cn is still the live
-// connection; otherwise the broker will resend and we answer then.
+// liveLocked reports whether packets may still be queued on cn: it is the
+// current connection and DISCONNECT has not been queued on it, after which
+// nothing else may be sent [MQTT-3.14.4-1].
+func (c *Client) liveLocked(cn *conn) bool {
+	return c.cur == cn && !cn.closing
+}
+
+// sendAck queues an acknowledgement on cn if cn is still live; otherwise
+// the broker will resend and we answer then.
 func (c *Client) sendAck(cn *conn, t packet.Type, id packet.ID) {
 	c.mu.Lock()
-	if c.cur == cn {
+	if c.liveLocked(cn) {
 		c.appendAckLocked(cn, t, id)
 	}
 	c.mu.Unlock()
@@ -154,7 +161,7 @@ func (c *Client) writeLoop(cn *conn) {
 				continue // the ping timer decides
 			}
 			c.mu.Lock()
-			if c.cur == cn && !cn.closing {
+			if c.liveLocked(cn) {
 				bp := c.bufLocked(cn)
 				*bp = append(*bp, byte(packet.TypePingreq)<<4, 0)
 				cn.pingOut.Store(true)
@@ -283,7 +290,7 @@ func (c *Client) onAck(cn *conn, t packet.Type, id packet.ID) {
 	if t == packet.TypePubrel {
 		// Incoming QoS 2, step 3: forget the id, answer PUBCOMP [MQTT-4.3.3-2].
 		delete(c.rx2, id)
-		if c.cur == cn {
+		if c.liveLocked(cn) {
 			c.appendAckLocked(cn, packet.TypePubcomp, id)
 		}
 		c.mu.Unlock()
@@ -323,7 +330,7 @@ func (c *Client) onAck(cn *conn, t packet.Type, id packet.ID) {
 					c.log.Error("mqtt: store: put PUBREL", "id", int(id), "err", err)
 				}
 			}
-			if c.cur == cn {
+			if c.liveLocked(cn) {
 				c.appendAckLocked(cn, packet.TypePubrel, id)
 			}
 		}
@@ -353,8 +360,10 @@ func (c *Client) onPublish(cn *conn, p *packet.Publish, topic string) {
 			return
 		}
 		id := p.ID
-		c.deliver(cn, m)
-		c.sendAck(cn, packet.TypePuback, id)
+		if c.deliver(cn, m) {
+			// Not when Close dropped it: the broker must send it again.
+			c.sendAck(cn, packet.TypePuback, id)
+		}
 	case packet.QoS2:
 		id := p.ID
 		c.mu.Lock()
@@ -364,7 +373,7 @@ func (c *Client) onPublish(cn *conn, p *packet.Publish, topic string) {
 				c.rx2 = make(map[packet.ID]bool)
 			}
 			c.rx2[id] = false
-		} else if acked && c.cur == cn {
+		} else if acked && c.liveLocked(cn) {
 			// A re-delivery of a message we already have: acknowledge,
 			// do not deliver again [MQTT-4.3.3-2].
 			c.appendAckLocked(cn, packet.TypePubrec, id)
@@ -379,13 +388,19 @@ func (c *Client) onPublish(cn *conn, p *packet.Publish, topic string) {
 			c.deliver(cn, m)
 			return
 		}
-		c.deliver(cn, m)
+		queued := c.deliver(cn, m)
 		c.mu.Lock()
-		if _, ok := c.rx2[id]; ok {
+		switch {
+		case !queued:
+			// Close dropped it: forget it, unacknowledged.
+			delete(c.rx2, id)
+		case c.liveLocked(cn):
 			c.rx2[id] = true
-		}
-		if c.cur == cn {
 			c.appendAckLocked(cn, packet.TypePubrec, id)
+		default:
+			if _, ok := c.rx2[id]; ok {
+				c.rx2[id] = true
+			}
 		}
 		c.mu.Unlock()
 	}

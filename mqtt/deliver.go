@@ -10,21 +10,26 @@ import (
 // without bound. Meanwhile the writer keeps sending what is queued and the
 // keep-alive PINGREQs, and the PINGRESP deadline is suspended (the answer
 // may be waiting unread in the socket), so the connection stays up.
-func (c *Client) deliver(cn *conn, m *Message) {
+//
+// It reports whether m was queued: false when Close stopped the wait and m
+// was dropped, which must then not be acknowledged.
+func (c *Client) deliver(cn *conn, m *Message) bool {
 	c.deliverOnce.Do(c.startDelivery)
 	select {
 	case c.queue <- m:
-		return
+		return true
 	default:
 	}
 	c.releaseSlots(cn)
 	cn.stalled.Store(true)
+	defer cn.stalled.Store(false)
 	select {
 	case c.queue <- m:
+		return true
 	case <-c.closeCh:
 		releaseIncoming(m)
+		return false
 	}
-	cn.stalled.Store(false)
 }
 
 func (c *Client) startDelivery() {
@@ -82,7 +87,7 @@ func (c *Client) dispatch(m *Message) {
 				c.rx2[m.ID] = true
 			}
 		}
-		if c.cur == cn {
+		if c.liveLocked(cn) {
 			if m.QoS == packet.QoS1 {
 				c.appendAckLocked(cn, packet.TypePuback, m.ID)
 			} else {
