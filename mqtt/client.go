@@ -37,10 +37,10 @@ type Client struct {
 	nextID      packet.ID
 	pending     map[packet.ID]*pending
 	freePending []*pending
-	rx2         map[packet.ID]bool // incoming QoS 2 ids between PUBLISH and PUBREL; true once PUBREC was sent
-	subs        []route            // subscriptions to restore on a new session, in order
-	scratch     []byte             // encodes publishes while disconnected
-	validTopic  string             // the last topic name that passed validation
+	rx2         map[packet.ID]rxQoS2 // incoming QoS 2 messages between PUBLISH and PUBREL
+	subs        []route              // subscriptions to restore on a new session, in order
+	scratch     []byte               // encodes publishes while disconnected
+	validTopic  string               // the last topic name that passed validation
 
 	routes atomic.Pointer[[]route] // snapshot of subs for the delivery goroutine
 

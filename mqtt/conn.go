@@ -367,41 +367,66 @@ func (c *Client) onPublish(cn *conn, p *packet.Publish, topic string) {
 	case packet.QoS2:
 		id := p.ID
 		c.mu.Lock()
-		acked, seen := c.rx2[id]
-		if !seen {
-			if c.rx2 == nil {
-				c.rx2 = make(map[packet.ID]bool)
+		if e, seen := c.rx2[id]; seen {
+			// A re-delivery of a message we already have: do not deliver
+			// it again [MQTT-4.3.3-2]. Acknowledge it now if its PUBREC
+			// was sent, else once its handler returns, on this connection.
+			if e.owe == nil {
+				if c.liveLocked(cn) {
+					c.appendAckLocked(cn, packet.TypePubrec, id)
+				}
+			} else {
+				e.owe = cn
+				c.rx2[id] = e
 			}
-			c.rx2[id] = false
-		} else if acked && c.liveLocked(cn) {
-			// A re-delivery of a message we already have: acknowledge,
-			// do not deliver again [MQTT-4.3.3-2].
-			c.appendAckLocked(cn, packet.TypePubrec, id)
-		}
-		c.mu.Unlock()
-		if seen {
+			c.mu.Unlock()
 			return
 		}
+		if c.rx2 == nil {
+			c.rx2 = make(map[packet.ID]rxQoS2)
+		}
+		c.rx2[id] = rxQoS2{from: cn, owe: cn}
+		c.mu.Unlock()
 		m := newIncoming(p, topic)
 		if c.cfg.AckAfterHandler {
 			m.ackConn = cn
-			c.deliver(cn, m)
-			return
 		}
 		queued := c.deliver(cn, m)
+		if queued && c.cfg.AckAfterHandler {
+			return // dispatch sends the PUBREC
+		}
 		c.mu.Lock()
-		switch {
-		case !queued:
+		if queued {
+			c.pubrecLocked(id, cn)
+		} else if e := c.rx2[id]; e.from == cn {
 			// Close dropped it: forget it, unacknowledged.
 			delete(c.rx2, id)
-		case c.liveLocked(cn):
-			c.rx2[id] = true
-			c.appendAckLocked(cn, packet.TypePubrec, id)
-		default:
-			if _, ok := c.rx2[id]; ok {
-				c.rx2[id] = true
-			}
 		}
 		c.mu.Unlock()
 	}
+}
+
+// rxQoS2 is an incoming QoS 2 message between its PUBLISH and its PUBREL.
+type rxQoS2 struct {
+	from *conn // the connection it was delivered from
+	owe  *conn // the connection owed its PUBREC; nil once the PUBREC was queued
+}
+
+// pubrecLocked queues the PUBREC of the incoming QoS 2 message id that was
+// delivered from connection from, on the connection it is owed to: that is
+// a newer one when the broker resumed the session and re-sent the message
+// before its handler returned. Nothing is sent when the id now belongs to
+// another message (a new session reused it).
+func (c *Client) pubrecLocked(id packet.ID, from *conn) {
+	e, ok := c.rx2[id]
+	if !ok || e.from != from || e.owe == nil {
+		return
+	}
+	if c.liveLocked(e.owe) {
+		c.appendAckLocked(e.owe, packet.TypePubrec, id)
+	}
+	// When the connection is gone the broker re-sends the PUBLISH after
+	// resuming the session and is answered then.
+	e.owe = nil
+	c.rx2[id] = e
 }

@@ -82,17 +82,11 @@ func (c *Client) dispatch(m *Message) {
 	}
 	if cn := m.ackConn; cn != nil {
 		c.mu.Lock()
-		if m.QoS == packet.QoS2 {
-			if _, ok := c.rx2[m.ID]; ok {
-				c.rx2[m.ID] = true
-			}
-		}
-		if c.liveLocked(cn) {
-			if m.QoS == packet.QoS1 {
-				c.appendAckLocked(cn, packet.TypePuback, m.ID)
-			} else {
-				c.appendAckLocked(cn, packet.TypePubrec, m.ID)
-			}
+		switch {
+		case m.QoS == packet.QoS2:
+			c.pubrecLocked(m.ID, cn)
+		case c.liveLocked(cn):
+			c.appendAckLocked(cn, packet.TypePuback, m.ID)
 		}
 		c.mu.Unlock()
 	}
