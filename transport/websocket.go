@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -24,6 +25,24 @@ const Subprotocol = "mqtt"
 // upgrade) when no timeout is configured.
 const DefaultHandshakeTimeout = 10 * time.Second
 
+// maxUpgradeBytes bounds what either side reads of the other's opening
+// handshake (request or response line and headers). gobwas/ws collects a
+// line longer than its buffer without limit, so an unbounded read would let
+// a peer that never sends a newline grow memory for the whole handshake
+// timeout. Azure SDKs send well under 1 KiB.
+const maxUpgradeBytes = 16 << 10
+
+// limitedConn reads at most a fixed number of bytes from a connection and
+// writes to it freely: the view of the connection an opening handshake gets.
+type limitedConn struct {
+	io.LimitedReader
+	io.Writer
+}
+
+func newLimitedConn(c net.Conn) *limitedConn {
+	return &limitedConn{LimitedReader: io.LimitedReader{R: c, N: maxUpgradeBytes}, Writer: c}
+}
+
 // clientProtocols is shared by every client upgrade; gobwas/ws only reads it.
 var clientProtocols = []string{Subprotocol}
 
@@ -40,7 +59,7 @@ func upgradeClient(ctx context.Context, conn net.Conn, u *url.URL, h http.Header
 		err error
 	)
 	err = ctxIO(ctx, conn, func() error {
-		br, shs, uerr := d.Upgrade(conn, u)
+		br, shs, uerr := d.Upgrade(newLimitedConn(conn), u)
 		if uerr != nil {
 			return uerr
 		}
@@ -135,7 +154,7 @@ func upgradeServer(conn net.Conn, path string) (*WSConn, error) {
 		ProtocolCustom:  s.selectProtocol,
 		OnBeforeUpgrade: s.beforeUpgrade,
 	}
-	if _, err := u.Upgrade(conn); err != nil {
+	if _, err := u.Upgrade(newLimitedConn(conn)); err != nil {
 		if s.err != nil {
 			return nil, s.err
 		}

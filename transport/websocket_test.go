@@ -2,6 +2,8 @@ package transport
 
 import (
 	"bufio"
+	"bytes"
+	"context"
 	"crypto/sha1"
 	"crypto/tls"
 	"encoding/base64"
@@ -223,5 +225,87 @@ func TestWSHandler(t *testing.T) {
 	}
 	if serr := waitErr(t, errs); !errors.Is(serr, ErrSubprotocol) {
 		t.Errorf("no subprotocol: handler error %v, want ErrSubprotocol", serr)
+	}
+}
+
+// TestUpgradeRequestBounded: a client that sends an endless header line is
+// cut off after maxUpgradeBytes, at once, instead of having the line
+// collected in memory until the handshake timeout.
+func TestUpgradeRequestBounded(t *testing.T) {
+	l, errs := listen(t, "ws://127.0.0.1:0/", ListenConfig{HandshakeTimeout: time.Hour})
+	c, err := net.DialTimeout("tcp", l.Addr().String(), testTimeout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(testTimeout))
+	wrote := make(chan error, 1)
+	go func() {
+		if _, err := io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\nX-Long: "); err != nil {
+			wrote <- err
+			return
+		}
+		chunk := bytes.Repeat([]byte{'a'}, 64<<10)
+		for range 256 { // 16 MiB, a thousand times the bound
+			if _, err := c.Write(chunk); err != nil {
+				wrote <- err
+				return
+			}
+		}
+		wrote <- nil
+	}()
+	var he *HandshakeError
+	if err := waitErr(t, errs); !errors.As(err, &he) || !errors.Is(err, ErrUpgrade) {
+		t.Fatalf("server error = %v, want a websocket *HandshakeError wrapping ErrUpgrade", err)
+	}
+	if err := <-wrote; err == nil {
+		t.Error("the server read all 16 MiB of one header line")
+	}
+}
+
+// TestUpgradeResponseBounded: a server that answers the upgrade with an
+// endless header line fails the dial once maxUpgradeBytes are read.
+func TestUpgradeResponseBounded(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(2 * testTimeout))
+		if _, err := http.ReadRequest(bufio.NewReader(c)); err != nil {
+			return
+		}
+		io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\nX-Long: ")
+		chunk := bytes.Repeat([]byte{'a'}, 64<<10)
+		for { // until the client hangs up
+			if _, err := c.Write(chunk); err != nil {
+				return
+			}
+		}
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		c, err := Dial(ctx, "ws://"+ln.Addr().String()+"/mqtt", Config{})
+		if err == nil {
+			c.Close()
+		}
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if !errors.Is(err, ErrUpgrade) {
+			t.Fatalf("err = %v, want ErrUpgrade", err)
+		}
+	case <-time.After(testTimeout):
+		cancel()
+		t.Fatal("the dialer kept reading an endless response header")
 	}
 }
