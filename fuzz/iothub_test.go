@@ -35,6 +35,13 @@ var iothubTopicSeeds = []string{
 	"$iothub/methods/POST/#",
 	"devices/d/modules/m/#",
 	"devices/d/modules/m/inputs/#",
+	"devices/+/messages/devicebound/#",
+	"devices/d/modules/m/messages/devicebound/#",
+	"devices/00%3A11/messages/devicebound/#",
+	"devices/00%3A11/messages/events/%24.mid=1",
+	"devices/d/modules/m/messages/events/k=v&%24.on=out1/",
+	"$iothub/twin/PATCH/properties/reported/?$rid=12&$version=0",
+	"$iothub/methods/res/2147483647/?$rid=9",
 	"hub.azure-devices.net/dev1/?api-version=2021-04-12&model-id=dtmi%3Acom%3Aexample%3AThermostat%3B1",
 	"hub/dev1/api-version=2016-11-14",
 	"devices//messages/events/",
@@ -134,6 +141,9 @@ func FuzzParseTopic(f *testing.F) {
 func rebuildFilter(f iothub.Filter) string {
 	switch f.Kind {
 	case iothub.FilterC2D:
+		if f.AnyDevice {
+			return "devices/+/messages/devicebound/#"
+		}
 		return string(iothub.AppendC2DFilter(nil, string(f.DeviceID)))
 	case iothub.FilterTwinResponses:
 		return iothub.TwinResponseFilter
@@ -145,6 +155,8 @@ func rebuildFilter(f iothub.Filter) string {
 		return string(iothub.AppendModuleFilter(nil, string(f.DeviceID), string(f.ModuleID)))
 	case iothub.FilterModuleInputs:
 		return "devices/" + string(f.DeviceID) + "/modules/" + string(f.ModuleID) + "/inputs/#"
+	case iothub.FilterModuleC2D:
+		return "devices/" + string(f.DeviceID) + "/modules/" + string(f.ModuleID) + "/messages/devicebound/#"
 	}
 	return ""
 }

@@ -16,6 +16,10 @@ func TestAllocs(t *testing.T) {
 	tab := NewCorrelator[int]("bench", "", nil)
 	unknown, malformed := []byte("foo/bar"), []byte("$iothub/twin/res/2x/?$rid=1")
 	oddKey := []byte("%24%2Ediagctx")
+	// The Python SDK's percent-encoded ids.
+	encFilter, _ := ParseFilter([]byte("devices/00%3A11%3A22/messages/devicebound/#"))
+	encRoute, _ := ParseTopic([]byte("devices/00:11:22/messages/devicebound/%24.mid=1"))
+	encTelemetry, _ := ParseTopic([]byte("devices/00%3A11%3A22/messages/events/%24.mid=1"))
 	cases := []struct {
 		name string
 		f    func()
@@ -50,6 +54,9 @@ func TestAllocs(t *testing.T) {
 		{"LookupBag", func() { _, _ = LookupBag(c2dRoute.Bag, "iothub-ack") }},
 		{"AppendUnescape", func() { buf = AppendUnescape(buf[:0], c2dRoute.Bag) }},
 		{"Correlator.Take/unknown", func() { _ = tab.Take(rid) }},
+		{"Filter.Matches/encoded-id", func() { _ = encFilter.Matches(&encRoute) }},
+		{"Filter.AllowedFor/encoded-id", func() { _ = encFilter.AllowedFor("00:11:22", "") }},
+		{"Route.PublishableBy/encoded-id", func() { _ = encTelemetry.PublishableBy("00:11:22", "") }},
 	}
 	for _, tc := range cases {
 		if n := testing.AllocsPerRun(100, tc.f); n != 0 {

@@ -55,18 +55,27 @@ func ExampleParseTopic() {
 }
 
 func ExampleParseFilter() {
-	for _, f := range []string{"devices/dev1/messages/devicebound/#", "$iothub/twin/res/#", "devices/+/messages/devicebound/#"} {
+	// The emulator checks each SUBSCRIBE filter of device "dev1".
+	for _, f := range []string{
+		"devices/dev1/messages/devicebound/#",
+		"$iothub/twin/res/#",
+		"devices/+/messages/devicebound/#", // Embedded C SDK
+		"devices/dev2/messages/devicebound/#",
+		"devices/dev1/messages/events/#",
+	} {
 		flt, err := iothub.ParseFilter([]byte(f))
-		if err != nil {
+		if err != nil || !flt.AllowedFor("dev1", "") {
 			fmt.Println("refuse (close the connection):", f)
 			continue
 		}
-		fmt.Printf("%v device=%q\n", flt.Kind, flt.DeviceID)
+		fmt.Printf("%v device=%q any=%v\n", flt.Kind, flt.DeviceID, flt.AnyDevice)
 	}
 	// Output:
-	// c2d device="dev1"
-	// twin-responses device=""
-	// refuse (close the connection): devices/+/messages/devicebound/#
+	// c2d device="dev1" any=false
+	// twin-responses device="" any=false
+	// c2d device="" any=true
+	// refuse (close the connection): devices/dev2/messages/devicebound/#
+	// refuse (close the connection): devices/dev1/messages/events/#
 }
 
 func ExampleUsername() {

@@ -2,6 +2,7 @@ package iothub
 
 import (
 	"bytes"
+	"math"
 	"strconv"
 )
 
@@ -78,11 +79,12 @@ func (k RouteKind) FromDevice() bool {
 // deviceID/moduleID may publish a topic parsed into r (contract §7): its own
 // telemetry, twin GET and reported PATCH, and method replies. Anything else
 // (another identity's events, a hub → device topic) is a violation the hub
-// answers by closing the connection.
+// answers by closing the connection. The ids in the topic are compared with
+// SameID, so the Python SDK's percent-encoded spelling is the same identity.
 func (r *Route) PublishableBy(deviceID, moduleID string) bool {
 	switch r.Kind {
 	case RouteTelemetry:
-		return string(r.DeviceID) == deviceID && string(r.ModuleID) == moduleID
+		return SameID(r.DeviceID, deviceID) && SameID(r.ModuleID, moduleID)
 	case RouteTwinGet, RouteTwinPatchReported, RouteMethodResponse:
 		return true
 	}
@@ -186,6 +188,36 @@ func ValidID[T ~string | ~[]byte](id T) bool {
 		}
 	}
 	return true
+}
+
+// SameID reports whether raw, a device or module id as written in a topic
+// or filter, names the identity id. Most SDKs write ids as they are, but the
+// Python SDK percent-encodes them (quote(id, safe="")), so
+// "devices/00%3A11/…" is the topic of device "00:11"; both spellings name
+// the same identity. An empty raw matches only an empty id. It does not
+// allocate.
+func SameID(raw []byte, id string) bool {
+	if string(raw) == id {
+		return true
+	}
+	return bytes.IndexByte(raw, '%') >= 0 && unescapedEqual(raw, id)
+}
+
+// sameRawID reports whether two ids as written in topics or filters name
+// the same identity (see SameID). It does not allocate.
+func sameRawID(a, b []byte) bool {
+	if bytes.Equal(a, b) {
+		return true
+	}
+	if len(a) > 3*MaxIDLen || len(b) > 3*MaxIDLen {
+		return false
+	}
+	// A decoded id is never longer than its raw form, and valid ids are
+	// at most MaxIDLen bytes, so these buffers suffice for any id that can
+	// match (AppendUnescape never grows them past that) and stay on the
+	// stack.
+	var ba, bb [3 * MaxIDLen]byte
+	return bytes.Equal(AppendUnescape(ba[:0], a), AppendUnescape(bb[:0], b))
 }
 
 // messageTail parses what follows ".../events" or ".../devicebound" or
@@ -325,27 +357,31 @@ func parseStatusQuery(r *Route, b []byte) error {
 	return parseQuery(r, rest)
 }
 
-// parseStatus parses an optionally negative decimal integer of at most nine
-// digits (any integer a device may choose fits).
+// parseStatus parses an optionally negative decimal integer in the 32-bit
+// range: a device may answer a method with any integer status (the C# and
+// C SDKs take an int), and the service reports it as one.
 func parseStatus(b []byte) (int, bool) {
 	neg := false
 	if len(b) > 0 && b[0] == '-' {
 		neg, b = true, b[1:]
 	}
-	if len(b) == 0 || len(b) > 9 {
+	if len(b) == 0 || len(b) > 10 {
 		return 0, false
 	}
-	n := 0
+	var n int64
 	for _, c := range b {
 		if c < '0' || c > '9' {
 			return 0, false
 		}
-		n = n*10 + int(c-'0')
+		n = n*10 + int64(c-'0')
 	}
 	if neg {
 		n = -n
 	}
-	return n, true
+	if n < math.MinInt32 || n > math.MaxInt32 {
+		return 0, false
+	}
+	return int(n), true
 }
 
 // parseVersion parses a non-negative decimal of at most 18 digits.
@@ -572,6 +608,7 @@ const (
 	FilterMethods                  // $iothub/methods/POST/#
 	FilterModule                   // devices/{d}/modules/{m}/#
 	FilterModuleInputs             // devices/{d}/modules/{m}/inputs/# (Python SDK)
+	FilterModuleC2D                // devices/{d}/modules/{m}/messages/devicebound/# (C and Java module clients)
 	numFilterKinds
 )
 
@@ -583,6 +620,7 @@ var filterKindNames = [numFilterKinds]string{
 	FilterMethods:       "methods",
 	FilterModule:        "module",
 	FilterModuleInputs:  "module-inputs",
+	FilterModuleC2D:     "module-c2d",
 }
 
 // String returns a short name such as "twin-desired".
@@ -594,18 +632,30 @@ func (k FilterKind) String() string {
 }
 
 // Filter is a classified SUBSCRIBE filter. DeviceID and ModuleID alias the
-// filter passed to ParseFilter.
+// filter passed to ParseFilter, spelled as the subscriber wrote them (the
+// Python SDK percent-encodes ids, and then expects deliveries on topics
+// spelled the same way: build them from these bytes).
 type Filter struct {
 	Kind     FilterKind
 	DeviceID []byte
 	ModuleID []byte
+
+	// AnyDevice is set for devices/+/messages/devicebound/#, the C2D filter
+	// of the Embedded C SDK (azure-sdk-for-c, AZ_IOT_HUB_CLIENT_C2D_SUBSCRIBE_TOPIC),
+	// which IoT Hub accepts: the '+' stands for the subscriber's own id.
+	// DeviceID is then nil.
+	AnyDevice bool
 }
 
 // ParseFilter recognises the only SUBSCRIBE filters IoT Hub accepts and
 // returns an error wrapping ErrUnsupportedFilter for any other (the hub
-// closes the connection for those; it never answers SUBACK 0x80). It does
-// not check that the ids belong to the subscriber; compare DeviceID and
-// ModuleID with the connection's identity. It does not allocate.
+// closes the connection for those; it never answers SUBACK 0x80). Besides
+// the filters of contract §7 it accepts two that official SDKs send to IoT
+// Hub: devices/+/messages/devicebound/# (Embedded C SDK) and
+// devices/{d}/modules/{m}/messages/devicebound/# (C and Java module
+// clients; IoT Hub delivers nothing on it, modules get no C2D). It does not
+// check that the ids belong to the subscriber: use AllowedFor. It does not
+// allocate.
 func ParseFilter(filter []byte) (Filter, error) {
 	switch string(filter) {
 	case TwinResponseFilter:
@@ -622,6 +672,9 @@ func ParseFilter(filter []byte) (Filter, error) {
 	id, rest, ok := cutSegment(rest)
 	if !ok {
 		return Filter{}, errFilter
+	}
+	if string(id) == "+" && string(rest) == "messages/devicebound/#" {
+		return Filter{Kind: FilterC2D, AnyDevice: true}, nil
 	}
 	if !validFilterID(id) {
 		return Filter{}, errFilterDeviceID
@@ -645,8 +698,28 @@ func ParseFilter(filter []byte) (Filter, error) {
 		return Filter{Kind: FilterModule, DeviceID: id, ModuleID: mod}, nil
 	case "inputs/#":
 		return Filter{Kind: FilterModuleInputs, DeviceID: id, ModuleID: mod}, nil
+	case "messages/devicebound/#":
+		return Filter{Kind: FilterModuleC2D, DeviceID: id, ModuleID: mod}, nil
 	}
 	return Filter{}, errFilter
+}
+
+// AllowedFor reports whether identity deviceID (moduleID empty) or
+// deviceID/moduleID may subscribe with f: a C2D filter must name the device
+// itself (or be the '+' form) and is refused to modules, a module filter
+// must name the module itself, and the $iothub filters are open to every
+// identity. Ids are compared with SameID. A filter that is not allowed is a
+// violation the hub answers by closing the connection.
+func (f *Filter) AllowedFor(deviceID, moduleID string) bool {
+	switch f.Kind {
+	case FilterC2D:
+		return moduleID == "" && (f.AnyDevice || SameID(f.DeviceID, deviceID))
+	case FilterModule, FilterModuleInputs, FilterModuleC2D:
+		return moduleID != "" && SameID(f.DeviceID, deviceID) && SameID(f.ModuleID, moduleID)
+	case FilterTwinResponses, FilterTwinDesired, FilterMethods:
+		return true
+	}
+	return false
 }
 
 // validFilterID is ValidID without '+' and '#', which a filter would read as
@@ -657,21 +730,22 @@ func validFilterID(id []byte) bool {
 
 // Matches reports whether a topic parsed into r is delivered to a
 // subscription with filter f. The emulator uses it to decide which of a
-// connection's subscriptions receive a hub → device publish.
+// connection's subscriptions receive a hub → device publish. Ids match in
+// either spelling (see SameID); the '+' C2D filter matches any C2D topic
+// (the emulator routes only the subscriber's own). It does not allocate.
 func (f *Filter) Matches(r *Route) bool {
 	switch f.Kind {
 	case FilterC2D:
-		return r.Kind == RouteC2D && bytes.Equal(r.DeviceID, f.DeviceID)
+		return r.Kind == RouteC2D && (f.AnyDevice || sameRawID(r.DeviceID, f.DeviceID))
 	case FilterTwinResponses:
 		return r.Kind == RouteTwinResponse
 	case FilterTwinDesired:
 		return r.Kind == RouteTwinDesired
 	case FilterMethods:
 		return r.Kind == RouteMethodRequest
-	case FilterModule:
-		return r.Kind == RouteModuleInput && bytes.Equal(r.DeviceID, f.DeviceID) && bytes.Equal(r.ModuleID, f.ModuleID)
-	case FilterModuleInputs:
-		return r.Kind == RouteModuleInput && bytes.Equal(r.DeviceID, f.DeviceID) && bytes.Equal(r.ModuleID, f.ModuleID)
+	case FilterModule, FilterModuleInputs:
+		return r.Kind == RouteModuleInput && sameRawID(r.DeviceID, f.DeviceID) && sameRawID(r.ModuleID, f.ModuleID)
 	}
+	// FilterModuleC2D: IoT Hub delivers nothing to modules on it.
 	return false
 }
