@@ -16,7 +16,7 @@ import (
 const (
 	MaxTwinKeyLen     = 1024      // bytes of UTF-8 per key
 	MaxTwinStringLen  = 4096      // bytes of UTF-8 per string value
-	MaxTwinDepth      = 10        // nesting of objects and arrays below the section
+	MaxTwinDepth      = 10        // objects and arrays nested below the section (the docs' "one" … "ten" example is valid)
 	MaxTwinSectionLen = 32 * 1024 // compact JSON of desired or reported, $-members excluded
 	MaxTwinInt        = 4503599627370495
 	MinTwinInt        = -4503599627370496
@@ -179,10 +179,12 @@ func joinPath(path, k string) string {
 	return path + "." + k
 }
 
-// validateObject checks the members of an object at nesting level depth
-// (the section's own members are level 1).
+// validateObject checks an object at nesting level depth and its members.
+// The section (the patch itself) is level 0, an object or array that is one
+// of its members level 1, and so on; the device-twins guide's example of
+// the deepest valid document nests ten objects below the section, so
+// levels up to MaxTwinDepth are allowed.
 func validateObject(m map[string]any, depth int, path string) error {
-	depth++
 	if depth > MaxTwinDepth {
 		return &TwinError{Path: path, Reason: "nesting deeper than 10"}
 	}
@@ -210,7 +212,7 @@ func validateValue(v any, depth int, path string) error {
 	case json.Number:
 		return validateNumber(x, path)
 	case map[string]any:
-		return validateObject(x, depth, path)
+		return validateObject(x, depth+1, path)
 	case []any:
 		if depth+1 > MaxTwinDepth {
 			return &TwinError{Path: path, Reason: "nesting deeper than 10"}

@@ -82,7 +82,7 @@ func TestDiffPatch(t *testing.T) {
 }
 
 func TestParseTwinPatchLimits(t *testing.T) {
-	deep := func(n int) string { // n nested objects below the section
+	deep := func(n int) string { // the section and n-1 objects nested below it
 		return strings.Repeat(`{"a":`, n) + "1" + strings.Repeat("}", n)
 	}
 	deepArr := func(n int) string {
@@ -91,8 +91,8 @@ func TestParseTwinPatchLimits(t *testing.T) {
 	ok := []struct{ name, body string }{
 		{"empty", `{}`},
 		{"types", `{"s":"x","n":1.5,"i":-4503599627370496,"b":true,"z":null,"o":{},"arr":[1,"a",null,{"k":1}]}`},
-		{"depth-10", deep(10)},
-		{"array-depth-10", deepArr(9)},
+		{"depth-10", deep(11)},
+		{"array-depth-10", deepArr(10)},
 		{"key-1024", `{"` + strings.Repeat("k", 1024) + `":1}`},
 		{"string-4096", `{"s":"` + strings.Repeat("x", 4096) + `"}`},
 		{"unicode-key", `{"température":1}`},
@@ -119,8 +119,8 @@ func TestParseTwinPatchLimits(t *testing.T) {
 		{"del-key", `{"a\u007f":1}`},
 		{"empty-key", `{"":1}`},
 		{"nested-bad-key", `{"o":{"x.y":1}}`},
-		{"depth-11", deep(11)},
-		{"array-depth-11", deepArr(10)},
+		{"depth-11", deep(12)},
+		{"array-depth-11", deepArr(11)},
 		{"key-1025", `{"` + strings.Repeat("k", 1025) + `":1}`},
 		{"string-4097", `{"s":"` + strings.Repeat("x", 4097) + `"}`},
 		{"int-too-big", `{"i":4503599627370496}`},
@@ -205,5 +205,59 @@ func TestTwinJSONNoHTMLEscape(t *testing.T) {
 	tw := Twin{Desired: TwinSection{Version: 2, Props: map[string]any{"s": "<a&b>"}}}
 	if got := string(tw.AppendJSON(nil)); got != `{"desired":{"s":"<a&b>","$version":2},"reported":{"$version":0}}` {
 		t.Errorf("got %s", got)
+	}
+}
+
+// TestTwinDepthDocsExample: the device-twins guide gives, as the deepest
+// valid object, a section whose members nest ten objects ("one" … "ten")
+// with a primitive inside the tenth; one more level is over the limit.
+// Arrays count as a level like objects.
+func TestTwinDepthDocsExample(t *testing.T) {
+	names := []string{"one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven"}
+	nest := func(n int) string { // a patch whose members nest n objects
+		var b strings.Builder
+		b.WriteString("{")
+		for _, name := range names[:n] {
+			b.WriteString(`"` + name + `":{`)
+		}
+		b.WriteString(`"property":"value"`)
+		b.WriteString(strings.Repeat("}", n+1))
+		return b.String()
+	}
+	arrays := func(n int) string { // n nested arrays below the section
+		return `{"a":` + strings.Repeat("[", n) + "1" + strings.Repeat("]", n) + "}"
+	}
+	tests := []struct {
+		name, body string
+		ok         bool
+	}{
+		{"docs-example-10-objects", nest(10), true},
+		{"11-objects", nest(11), false},
+		{"10-arrays", arrays(10), true},
+		{"11-arrays", arrays(11), false},
+		{"objects-and-arrays-10", `{"a":[{"b":[{"c":[{"d":[{"e":[{"f":1}]}]}]}]}]}`, true},
+		{"objects-and-arrays-11", `{"a":[{"b":[{"c":[{"d":[{"e":[{"f":[1]}]}]}]}]}]}`, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := ParseTwinPatch([]byte(tc.body))
+			if tc.ok && err != nil {
+				t.Errorf("rejected: %v", err)
+			}
+			if !tc.ok && !errors.Is(err, ErrBadRequest) {
+				t.Errorf("err = %v, want ErrBadRequest", err)
+			}
+			// The hub answers the same way.
+			h := NewHubTwin()
+			r := parse(t, AppendTwinPatchReportedTopic(nil, "1"))
+			reply, _ := h.HandleRequest(&r, []byte(tc.body))
+			want := "$iothub/twin/res/204/?$rid=1&$version=2"
+			if !tc.ok {
+				want = "$iothub/twin/res/400/?$rid=1"
+			}
+			if string(reply.Topic) != want {
+				t.Errorf("hub reply %q, want %q", reply.Topic, want)
+			}
+		})
 	}
 }
