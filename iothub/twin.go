@@ -17,7 +17,7 @@ const (
 	MaxTwinKeyLen     = 1024      // bytes of UTF-8 per key
 	MaxTwinStringLen  = 4096      // bytes of UTF-8 per string value
 	MaxTwinDepth      = 10        // objects and arrays nested below the section (the docs' "one" … "ten" example is valid)
-	MaxTwinSectionLen = 32 * 1024 // compact JSON of desired or reported, $-members excluded
+	MaxTwinSectionLen = 32 * 1024 // desired or reported as TwinSectionSize counts it, $-members excluded
 	MaxTwinInt        = 4503599627370495
 	MinTwinInt        = -4503599627370496
 )
@@ -243,10 +243,60 @@ func validateNumber(n json.Number, path string) error {
 	return nil
 }
 
-// checkSectionSize returns a *TwinError if props encode to more than
-// MaxTwinSectionLen bytes.
-func checkSectionSize(props map[string]any) error {
-	if n := len(appendObject(nil, props)); n > MaxTwinSectionLen {
+// TwinSectionSize returns the size of a twin section as IoT Hub counts it
+// against MaxTwinSectionLen (device-twins guide, "Device twin size"): the
+// sum, over every member at every level, of the key's length and the
+// value's; keys and string values count their UTF-8 bytes without C0/C1
+// control characters, numbers 8 bytes, booleans 4, objects the sum of
+// their members. Arrays, which the guide predates, count the sum of their
+// elements. props holds no "$" members (they are excluded from the count).
+func TwinSectionSize(props map[string]any) int {
+	n := 0
+	for k, v := range props {
+		n += twinStringSize(k) + twinValueSize(v)
+	}
+	return n
+}
+
+func twinValueSize(v any) int {
+	switch x := v.(type) {
+	case string:
+		return twinStringSize(x)
+	case json.Number, float64:
+		return 8
+	case bool:
+		return 4
+	case map[string]any:
+		return TwinSectionSize(x)
+	case []any:
+		n := 0
+		for _, e := range x {
+			n += twinValueSize(e)
+		}
+		return n
+	}
+	return 0 // null: not stored
+}
+
+// twinStringSize counts the UTF-8 bytes of s that are not C0 or C1 control
+// characters.
+func twinStringSize(s string) int {
+	n := len(s)
+	for _, r := range s {
+		if r < 0x20 || (r >= 0x7f && r <= 0x9f) {
+			n -= utf8.RuneLen(r)
+		}
+	}
+	return n
+}
+
+// checkSectionSize returns a *TwinError if an operation takes a section
+// from old to new and new is over MaxTwinSectionLen as TwinSectionSize
+// counts it. IoT Hub refuses only operations that would increase a section
+// past the limit, so one that does not grow it passes.
+func checkSectionSize(old, new map[string]any) error {
+	n := TwinSectionSize(new)
+	if n > MaxTwinSectionLen && n > TwinSectionSize(old) {
 		return &TwinError{Reason: "section would be " + strconv.Itoa(n) + " bytes, over 32768"}
 	}
 	return nil

@@ -60,8 +60,9 @@ func (h *HubTwin) GetBody() []byte {
 
 // PatchReported applies a device's reported-properties patch and returns
 // the new reported $version. An invalid patch (bad JSON, a forbidden key,
-// too deep, a value out of range, a section over 32 KB) changes nothing and
-// returns a *TwinError (errors.Is ErrBadRequest, status 400).
+// too deep, a value out of range, a section grown over 32 KB as
+// TwinSectionSize counts it) changes nothing and returns a *TwinError
+// (errors.Is ErrBadRequest, status 400).
 func (h *HubTwin) PatchReported(body []byte) (int64, error) {
 	patch, err := ParseTwinPatch(body)
 	if err != nil {
@@ -70,7 +71,7 @@ func (h *HubTwin) PatchReported(body []byte) (int64, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	merged := MergePatch(cloneObject(h.t.Reported.Props), patch)
-	if err := checkSectionSize(merged); err != nil {
+	if err := checkSectionSize(h.t.Reported.Props, merged); err != nil {
 		return 0, err
 	}
 	h.t.Reported.Props = merged
@@ -93,7 +94,7 @@ func (h *HubTwin) UpdateDesired(body []byte) (Action, int64, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	merged := MergePatch(cloneObject(h.t.Desired.Props), patch)
-	if err := checkSectionSize(merged); err != nil {
+	if err := checkSectionSize(h.t.Desired.Props, merged); err != nil {
 		return Action{}, 0, err
 	}
 	h.t.Desired.Props = merged
@@ -118,11 +119,11 @@ func (h *HubTwin) ReplaceDesired(body []byte) (Action, int64, error) {
 			delete(doc, k) // a null member of a full document is just absent
 		}
 	}
-	if err := checkSectionSize(doc); err != nil {
-		return Action{}, 0, err
-	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	if err := checkSectionSize(h.t.Desired.Props, doc); err != nil {
+		return Action{}, 0, err
+	}
 	patch := DiffPatch(h.t.Desired.Props, doc)
 	h.t.Desired.Props = doc
 	h.t.Desired.Version++

@@ -2,6 +2,7 @@ package iothub
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -73,8 +74,8 @@ func TestHubTwinSectionLimit(t *testing.T) {
 	if !errors.Is(err, ErrBadRequest) {
 		t.Fatalf("err = %v after filling the section, want ErrBadRequest", err)
 	}
-	if snap := h.Snapshot(); snap.Reported.Version != lastOK || len(appendObject(nil, snap.Reported.Props)) > MaxTwinSectionLen {
-		t.Errorf("version %d (last ok %d), size %d", snap.Reported.Version, lastOK, len(appendObject(nil, snap.Reported.Props)))
+	if snap := h.Snapshot(); snap.Reported.Version != lastOK || TwinSectionSize(snap.Reported.Props) > MaxTwinSectionLen {
+		t.Errorf("version %d (last ok %d), size %d", snap.Reported.Version, lastOK, TwinSectionSize(snap.Reported.Props))
 	}
 }
 
@@ -122,5 +123,74 @@ func TestHubTwinRestore(t *testing.T) {
 	r := parse(t, []byte("$iothub/methods/POST/x/?$rid=1"))
 	if _, ok := h.HandleRequest(&r, nil); ok {
 		t.Error("HandleRequest accepted a method route")
+	}
+}
+
+// TestTwinSectionSizeAsDocumented: the 32 KB limit of a section is counted
+// the way the device-twins guide says (keys and string values by their
+// UTF-8 bytes without control characters, numbers 8 bytes, booleans 4,
+// nested objects as the sum of their members, $-members excluded), not by
+// the length of the JSON text, and only operations that grow a section past
+// it are refused.
+func TestTwinSectionSizeAsDocumented(t *testing.T) {
+	many := func(n int, value string) string { // n members "k0000": value
+		var b strings.Builder
+		b.WriteString("{")
+		for i := 0; i < n; i++ {
+			if i > 0 {
+				b.WriteString(",")
+			}
+			fmt.Fprintf(&b, `"k%04d":%s`, i, value)
+		}
+		b.WriteString("}")
+		return b.String()
+	}
+	sizes := []struct {
+		name string
+		doc  string
+		want int
+	}{
+		{"empty", `{}`, 0},
+		{"string", `{"ab":"xyz"}`, 5},
+		{"utf8", `{"é":"日本"}`, 2 + 6},
+		{"number", `{"n":1.5}`, 1 + 8},
+		{"bool", `{"b":true}`, 1 + 4},
+		{"nested", `{"o":{"a":"x","b":2}}`, 1 + (1 + 1) + (1 + 8)},
+		{"array", `{"a":[1,"xy",true]}`, 1 + 8 + 2 + 4},
+	}
+	for _, tc := range sizes {
+		if got := TwinSectionSize(obj(t, tc.doc)); got != tc.want {
+			t.Errorf("%s: TwinSectionSize(%s) = %d, want %d", tc.name, tc.doc, got, tc.want)
+		}
+	}
+
+	// 2000 members of 5-byte keys and 10-byte strings: 30,000 bytes as IoT
+	// Hub counts them (about 42,000 bytes of JSON).
+	fits := many(2000, `"0123456789"`)
+	over := many(2200, `"0123456789"`) // 33,000
+	h := NewHubTwin()
+	if _, err := h.PatchReported([]byte(fits)); err != nil {
+		t.Fatalf("a 30,000-byte section was refused: %v", err)
+	}
+	if _, _, err := h.UpdateDesired([]byte(fits)); err != nil {
+		t.Fatalf("a 30,000-byte desired section was refused: %v", err)
+	}
+	if _, err := NewHubTwin().PatchReported([]byte(over)); !errors.Is(err, ErrBadRequest) {
+		t.Fatalf("a 33,000-byte section: err = %v, want ErrBadRequest", err)
+	}
+	if _, _, err := NewHubTwin().ReplaceDesired([]byte(over)); !errors.Is(err, ErrBadRequest) {
+		t.Fatalf("replace with a 33,000-byte section: err = %v, want ErrBadRequest", err)
+	}
+
+	// A twin already over the limit (restored state) may still shrink.
+	big := RestoreHubTwin(Twin{
+		Desired:  TwinSection{Version: 1, Props: obj(t, over)},
+		Reported: TwinSection{Version: 1, Props: obj(t, over)},
+	})
+	if _, err := big.PatchReported([]byte(`{"k0000":null}`)); err != nil {
+		t.Errorf("shrinking an oversized section was refused: %v", err)
+	}
+	if _, err := big.PatchReported([]byte(`{"k0001":"01234567890"}`)); !errors.Is(err, ErrBadRequest) {
+		t.Errorf("growing an oversized section: err = %v, want ErrBadRequest", err)
 	}
 }
