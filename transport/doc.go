@@ -28,7 +28,9 @@
 //
 // Listen returns a Listener whose Accept yields only connections that have
 // completed their TLS handshake and WebSocket upgrade, each done on its own
-// goroutine within ListenConfig.HandshakeTimeout. The upgrade uses
+// goroutine within ListenConfig.HandshakeTimeout, at most
+// ListenConfig.MaxPendingHandshakes at a time; Close ends those in progress
+// and waits for their goroutines. The upgrade uses
 // github.com/gobwas/ws directly on the connection (no net/http per
 // connection), answers 404 to another path (ErrBadPath) and 400 to a client
 // that does not offer "mqtt" (ErrSubprotocol, compared without regard to

@@ -30,19 +30,38 @@ type ListenConfig struct {
 	// DefaultHandshakeTimeout.
 	HandshakeTimeout time.Duration
 
+	// MaxPendingHandshakes bounds the connections taken from the socket
+	// but not yet returned by Accept: those in their TLS handshake or
+	// WebSocket upgrade, and those done and waiting for an Accept call.
+	// While that many are pending the listener stops taking connections,
+	// which then wait in the kernel's listen backlog, so a flood of slow
+	// or silent clients costs at most this many goroutines and
+	// descriptors, each for at most HandshakeTimeout. Zero means
+	// DefaultMaxPendingHandshakes; negative means no bound. It does not
+	// apply to tcp, whose Accept takes connections from the socket
+	// itself.
+	MaxPendingHandshakes int
+
 	// OnHandshakeError, when set, is told about each accepted connection
 	// whose handshake failed (the connection is closed and never returned
 	// by Accept); err is a *HandshakeError. It is called from the
 	// connection's handshake goroutine and must be safe for concurrent
-	// use.
+	// use. Handshakes cut short by Close are not reported.
 	OnHandshakeError func(err error)
 }
+
+// DefaultMaxPendingHandshakes is ListenConfig.MaxPendingHandshakes when
+// unset: enough to keep two cores busy with TLS handshakes through a
+// reconnect storm of thousands of devices, few enough that silent clients
+// cannot pile up goroutines and descriptors without bound.
+const DefaultMaxPendingHandshakes = 1024
 
 // Listener accepts connections carrying MQTT byte streams on one URL. For
 // tls and ws/wss the TLS handshake and the WebSocket upgrade run on a
 // goroutine per connection, bounded by ListenConfig.HandshakeTimeout, so a
 // slow client never delays Accept for others; Accept returns only
-// connections whose handshakes succeeded.
+// connections whose handshakes succeeded. ListenConfig.MaxPendingHandshakes
+// bounds how many connections are between the socket and Accept.
 //
 // A Listener is safe for concurrent use by multiple goroutines.
 type Listener struct {
@@ -61,6 +80,16 @@ type Listener struct {
 	errMu     sync.Mutex
 	acceptErr error // the inner listener's fatal error
 	failed    chan struct{}
+
+	// slots holds a token per pending connection (nil: no bound).
+	slots chan struct{}
+	// wg counts the accept loop and the handshake goroutines; Close
+	// waits for them.
+	wg sync.WaitGroup
+
+	mu      sync.Mutex
+	closed  bool                  // Close has begun; guarded by mu
+	pending map[net.Conn]struct{} // raw connections in their handshakes
 }
 
 // Listen listens on the host and port of rawURL (port 0 picks a free one)
@@ -85,6 +114,10 @@ func Listen(ctx context.Context, rawURL string, cfg ListenConfig) (*Listener, er
 		conns:   make(chan net.Conn),
 		done:    make(chan struct{}),
 		failed:  make(chan struct{}),
+		pending: make(map[net.Conn]struct{}),
+	}
+	if n := cmp.Or(cfg.MaxPendingHandshakes, DefaultMaxPendingHandshakes); n > 0 {
+		l.slots = make(chan struct{}, n)
 	}
 	if s.kind == kindTLS || s.kind == kindWSS {
 		if l.tlsConf, err = serverTLSConfig(cfg.TLS); err != nil {
@@ -106,6 +139,7 @@ func Listen(ctx context.Context, rawURL string, cfg ListenConfig) (*Listener, er
 	pub := url.URL{Scheme: strings.ToLower(u.Scheme), Host: l.ln.Addr().String(), Path: l.path}
 	l.url = pub.String()
 	if l.kind != kindTCP {
+		l.wg.Add(1)
 		go l.acceptLoop()
 	}
 	return l, nil
@@ -127,6 +161,11 @@ func (l *Listener) Accept() (net.Conn, error) {
 		return l.ln.Accept()
 	}
 	select {
+	case <-l.done: // closed: never hand out a connection any more
+		return nil, &net.OpError{Op: "accept", Net: "tcp", Addr: l.ln.Addr(), Err: net.ErrClosed}
+	default:
+	}
+	select {
 	case c := <-l.conns:
 		return c, nil
 	case <-l.done:
@@ -139,20 +178,80 @@ func (l *Listener) Accept() (net.Conn, error) {
 }
 
 // Close stops listening. Connections already returned by Accept stay open;
-// connections still in their handshakes are closed.
+// connections still in their handshakes, or done and not yet accepted, are
+// closed. Close returns once every goroutine of the listener has ended
+// (including OnHandshakeError calls already under way).
 func (l *Listener) Close() error {
 	l.closeOnce.Do(func() {
+		l.mu.Lock()
+		l.closed = true
+		for c := range l.pending {
+			c.Close() // ends its handshake now, not at the timeout
+		}
+		l.mu.Unlock()
 		close(l.done)
 		l.closeErr = l.ln.Close()
+		l.wg.Wait()
 	})
 	return l.closeErr
 }
 
+// pendingCount returns the number of connections in their handshakes.
+func (l *Listener) pendingCount() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.pending)
+}
+
+// acquire takes a pending-connection slot, waiting while all are in use.
+// It reports false if the listener closed meanwhile.
+func (l *Listener) acquire() bool {
+	if l.slots == nil {
+		return true
+	}
+	select {
+	case l.slots <- struct{}{}:
+		return true
+	case <-l.done:
+		return false
+	}
+}
+
+func (l *Listener) release() {
+	if l.slots != nil {
+		<-l.slots
+	}
+}
+
+// track records c as in its handshake, unless the listener is closing.
+func (l *Listener) track(c net.Conn) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return false
+	}
+	l.pending[c] = struct{}{}
+	return true
+}
+
+// untrack forgets c and reports whether the listener is closing.
+func (l *Listener) untrack(c net.Conn) (closing bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	delete(l.pending, c)
+	return l.closed
+}
+
 func (l *Listener) acceptLoop() {
+	defer l.wg.Done()
 	var backoff time.Duration
 	for {
+		if !l.acquire() {
+			return
+		}
 		c, err := l.ln.Accept()
 		if err != nil {
+			l.release()
 			select {
 			case <-l.done:
 				return
@@ -177,6 +276,12 @@ func (l *Listener) acceptLoop() {
 			return
 		}
 		backoff = 0
+		if !l.track(c) {
+			c.Close()
+			l.release()
+			return
+		}
+		l.wg.Add(1)
 		go l.handshake(c)
 	}
 }
@@ -194,14 +299,22 @@ func isTemporaryAcceptError(err error) bool {
 }
 
 // handshake runs the TLS handshake and WebSocket upgrade of c within the
-// handshake timeout and hands the result to Accept.
+// handshake timeout and hands the result to Accept. It holds c's slot until
+// then.
 func (l *Listener) handshake(c net.Conn) {
+	defer l.wg.Done()
+	defer l.release()
 	conn, err := l.serverHandshake(c)
+	closing := l.untrack(c)
 	if err != nil {
 		c.Close()
-		if l.onErr != nil {
+		if l.onErr != nil && !closing {
 			l.onErr(err)
 		}
+		return
+	}
+	if closing {
+		conn.Close()
 		return
 	}
 	select {
