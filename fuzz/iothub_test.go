@@ -215,6 +215,19 @@ func FuzzPropertyBag(f *testing.F) {
 			t.Fatalf("AppendUnescape and Unescape differ on %q", bag)
 		}
 		_, _ = iothub.LookupBag(bag, "$.mid")
+
+		// The device → hub decoder: same errors, stable round trip.
+		var d, d2 iothub.Properties
+		if err := d.ParseD2C(bag); err != nil {
+			if !errors.Is(err, iothub.ErrMalformedBag) {
+				t.Fatalf("ParseD2C: untyped error %v", err)
+			}
+		} else {
+			enc := d.AppendBag(nil)
+			if err := d2.ParseD2C(enc); err != nil || !sameProperties(&d, &d2) {
+				t.Fatalf("ParseD2C %q → %q not stable (err %v):\n%s", bag, enc, err, cmp.Diff(d, d2, cmpopts.EquateEmpty()))
+			}
+		}
 	})
 }
 

@@ -14,7 +14,9 @@
 //   - Property bags (properties.go): percent-encoding with %20 for space and
 //     '+' kept literal, system properties ($.mid, $.cid, …, iothub-ack) as
 //     named fields of Properties, application properties in order, and an
-//     allocation-free BagIter for hot paths.
+//     allocation-free BagIter for hot paths. Properties.Parse reads hub →
+//     device bags, Properties.ParseD2C a device's telemetry bag (where
+//     iothub-ack is an application property).
 //   - Twins (twin.go, twin_device.go, twin_hub.go): the document model with
 //     JSON merge-patch semantics and the contract's limits; DeviceTwin, the
 //     device-side state machine ($version ordering, GET on (re)connect and

@@ -481,15 +481,24 @@ func (p *Properties) AppendBag(dst []byte) []byte {
 	return dst
 }
 
-// Parse replaces p's contents with the decoded bag. A later duplicate of a
-// system property wins; application properties keep every pair in order.
-// It returns ErrMalformedBag for a pair with an empty key. Allocates the
-// decoded strings.
-func (p *Properties) Parse(bag []byte) error {
+// Parse replaces p's contents with the decoded bag of a hub → device
+// message (C2D or module input), where iothub-ack is a system property. A
+// later duplicate of a system property wins; application properties keep
+// every pair in order. It returns ErrMalformedBag for a pair with an empty
+// key. Allocates the decoded strings.
+func (p *Properties) Parse(bag []byte) error { return p.parse(bag, false) }
+
+// ParseD2C is Parse for the bag of a device's telemetry (contract §3): the
+// "$." keys a device may set are system properties, and every other key is
+// an application property, iothub-ack included (only the hub sets it, on
+// C2D). The emulator decodes device publishes with it.
+func (p *Properties) ParseD2C(bag []byte) error { return p.parse(bag, true) }
+
+func (p *Properties) parse(bag []byte, d2c bool) error {
 	p.Reset()
 	it := ScanBag(bag)
 	for pr, ok := it.Next(); ok; pr, ok = it.Next() {
-		if k := ClassifyKey(pr.Key); k != SysNone {
+		if k := ClassifyKey(pr.Key); k != SysNone && !(d2c && k == SysAck) {
 			*p.sys(k) = Unescape(pr.Value)
 			continue
 		}

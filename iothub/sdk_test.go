@@ -207,8 +207,8 @@ func TestSDKDevicePublishes(t *testing.T) {
 			if tc.props == nil {
 				return
 			}
-			got, err := ParseProperties(r.Bag)
-			if err != nil {
+			var got Properties
+			if err := got.ParseD2C(r.Bag); err != nil {
 				t.Fatal(err)
 			}
 			if diff := cmp.Diff(*tc.props, got, cmpopts.EquateEmpty()); diff != "" {
