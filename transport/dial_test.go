@@ -429,3 +429,37 @@ func TestTLSMinimumVersion(t *testing.T) {
 		t.Fatal("dialer accepted a TLS 1.1 server")
 	}
 }
+
+// TestTLSMinimumVersionPerClientConfig: a listener whose configuration
+// comes from GetConfigForClient (per-SNI certificates, as an emulator
+// serving several hub names would use) still refuses TLS 1.1.
+func TestTLSMinimumVersionPerClientConfig(t *testing.T) {
+	p := newPKI(t)
+	perClient := p.serverTLS(tls.NoClientCert)
+	perClient.MinVersion = tls.VersionTLS10
+	l, errs := listen(t, "tls://127.0.0.1:0", ListenConfig{TLS: &tls.Config{
+		GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) { return perClient, nil },
+	}})
+	old := p.ca.ClientConfig(nil)
+	old.MinVersion, old.MaxVersion = tls.VersionTLS10, tls.VersionTLS11
+	if c, err := Dial(testContext(t), l.URL(), Config{TLS: old}); err == nil {
+		c.Close()
+		t.Fatal("listener accepted a TLS 1.1 client through GetConfigForClient")
+	}
+	var he *HandshakeError
+	if err := waitErr(t, errs); !errors.As(err, &he) || he.Op != "tls" {
+		t.Errorf("server error = %v, want a tls *HandshakeError", err)
+	}
+	if perClient.MinVersion != tls.VersionTLS10 {
+		t.Errorf("the caller's per-client config was modified")
+	}
+
+	// A TLS 1.2 client still gets through the per-client config.
+	accepted := acceptOne(t, l)
+	c, err := Dial(testContext(t), l.URL(), Config{TLS: p.ca.ClientConfig(nil)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	exchange(t, c, waitConn(t, accepted))
+}

@@ -22,7 +22,8 @@ type ListenConfig struct {
 	// (tls.RequireAndVerifyClientCert to require one,
 	// tls.VerifyClientCertIfGiven or tls.RequestClientCert to request one
 	// without requiring it, as IoT Hub does). It is cloned and MinVersion
-	// is raised to TLS 1.2 when lower.
+	// is raised to TLS 1.2 when lower, in the configurations its
+	// GetConfigForClient returns too.
 	TLS *tls.Config
 
 	// HandshakeTimeout bounds each accepted connection's TLS handshake and

@@ -23,8 +23,10 @@ func clientTLSConfig(c *tls.Config, host string) *tls.Config {
 	return cfg
 }
 
-// serverTLSConfig clones c with MinVersion at least TLS 1.2. It reports
-// ErrNoTLSConfig when c offers no certificate.
+// serverTLSConfig clones c with MinVersion at least TLS 1.2, also in every
+// configuration its GetConfigForClient returns (crypto/tls negotiates the
+// version with that one). It reports ErrNoTLSConfig when c offers no
+// certificate.
 func serverTLSConfig(c *tls.Config) (*tls.Config, error) {
 	if c == nil || (len(c.Certificates) == 0 && c.GetCertificate == nil && c.GetConfigForClient == nil) {
 		return nil, ErrNoTLSConfig
@@ -32,6 +34,17 @@ func serverTLSConfig(c *tls.Config) (*tls.Config, error) {
 	cfg := c.Clone()
 	if cfg.MinVersion < tls.VersionTLS12 {
 		cfg.MinVersion = tls.VersionTLS12
+	}
+	if get := cfg.GetConfigForClient; get != nil {
+		cfg.GetConfigForClient = func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
+			pc, err := get(hello)
+			if err != nil || pc == nil || pc.MinVersion >= tls.VersionTLS12 {
+				return pc, err
+			}
+			pc = pc.Clone()
+			pc.MinVersion = tls.VersionTLS12
+			return pc, nil
+		}
 	}
 	return cfg, nil
 }
