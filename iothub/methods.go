@@ -5,8 +5,10 @@ import (
 	"context"
 	"encoding/json"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 )
 
 // Status codes a device answers when its own handling fails. They follow
@@ -214,15 +216,16 @@ func NewMethodTable(clock Clock) *MethodTable {
 // is connected and subscribed to $iothub/methods/POST/#; if not, Invoke
 // returns ErrDeviceNotOnline. On success it returns the request to publish
 // to the device ($iothub/methods/POST/{name}/?$rid={rid}, QoS 0) and the
-// Waiter for its answer. Errors: ErrBadRequest (bad name, timeouts out of
-// range, payload not JSON or over 128 KB), ErrDeviceNotOnline.
+// Waiter for its answer. Errors: ErrBadRequest (a name that cannot be a
+// topic level, timeouts out of range, payload not JSON or over 128 KB),
+// ErrDeviceNotOnline.
 func (t *MethodTable) Invoke(call MethodCall, online bool) (Action, *Waiter[MethodResult], error) {
 	resp, _, err := call.Timeouts()
 	if err != nil {
 		return Action{}, nil, err
 	}
 	switch {
-	case call.Name == "" || bytes.ContainsAny([]byte(call.Name), "/+#"):
+	case !validMethodName(call.Name):
 		return Action{}, nil, &TopicError{Field: "method name", Err: ErrBadRequest}
 	case len(call.Payload) > MaxMethodPayload:
 		return Action{}, nil, &TopicError{Field: "payload over 128 KB", Err: ErrBadRequest}
@@ -236,6 +239,14 @@ func (t *MethodTable) Invoke(call MethodCall, online bool) (Action, *Waiter[Meth
 		Topic:   AppendMethodRequestTopic(nil, call.Name, w.RequestID()),
 		Payload: bytes.Clone(call.Payload),
 	}, w, nil
+}
+
+// validMethodName reports whether name can be the {name} level of
+// $iothub/methods/POST/{name}/: not empty, no '/' (a level separator), no
+// '+' or '#' (wildcards), and a valid MQTT topic string (UTF-8 without
+// U+0000, [MQTT-1.5.3-1], [MQTT-1.5.3-2]).
+func validMethodName(name string) bool {
+	return name != "" && !strings.ContainsAny(name, "/+#\x00") && utf8.ValidString(name)
 }
 
 // HandleResponse completes the invocation a device answered: r must be a

@@ -165,6 +165,9 @@ func TestMethodCallValidation(t *testing.T) {
 		{Name: ""},
 		{Name: "a/b"},
 		{Name: "a+b"},
+		{Name: "a#"},
+		{Name: "a\x00b"},  // U+0000 is not allowed in an MQTT topic [MQTT-1.5.3-2]
+		{Name: "bad\xff"}, // nor is invalid UTF-8 [MQTT-1.5.3-1]
 		{Name: "x", Payload: []byte("{nope")},
 		{Name: "x", Payload: make([]byte, MaxMethodPayload+1)},
 	}
