@@ -393,10 +393,8 @@ func TestTLSMinimumVersion(t *testing.T) {
 	srv := p.serverTLS(tls.NoClientCert)
 	srv.MinVersion = tls.VersionTLS10
 	l, errs := listen(t, "tls://127.0.0.1:0", ListenConfig{TLS: srv})
-	old := p.ca.ClientConfig(nil)
-	old.MinVersion, old.MaxVersion = tls.VersionTLS10, tls.VersionTLS11
-	if c, err := Dial(testContext(t), l.URL(), Config{TLS: old}); err == nil {
-		c.Close()
+	// crypto/tls directly: transport's own dialer would refuse 1.1 itself.
+	if err := dialTLS11(t, l.Addr().String(), p); err == nil {
 		t.Fatal("listener accepted a TLS 1.1 client")
 	}
 	var he *HandshakeError
@@ -440,10 +438,7 @@ func TestTLSMinimumVersionPerClientConfig(t *testing.T) {
 	l, errs := listen(t, "tls://127.0.0.1:0", ListenConfig{TLS: &tls.Config{
 		GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) { return perClient, nil },
 	}})
-	old := p.ca.ClientConfig(nil)
-	old.MinVersion, old.MaxVersion = tls.VersionTLS10, tls.VersionTLS11
-	if c, err := Dial(testContext(t), l.URL(), Config{TLS: old}); err == nil {
-		c.Close()
+	if err := dialTLS11(t, l.Addr().String(), p); err == nil {
 		t.Fatal("listener accepted a TLS 1.1 client through GetConfigForClient")
 	}
 	var he *HandshakeError
@@ -462,4 +457,19 @@ func TestTLSMinimumVersionPerClientConfig(t *testing.T) {
 	}
 	defer c.Close()
 	exchange(t, c, waitConn(t, accepted))
+}
+
+// dialTLS11 runs a TLS handshake to addr with a client that offers only TLS
+// 1.0 and 1.1, and returns its outcome.
+func dialTLS11(t *testing.T, addr string, p *pki) error {
+	t.Helper()
+	old := p.ca.ClientConfig(nil)
+	old.MinVersion, old.MaxVersion = tls.VersionTLS10, tls.VersionTLS11
+	old.ServerName = "127.0.0.1"
+	d := tls.Dialer{Config: old}
+	c, err := d.DialContext(testContext(t), "tcp", addr)
+	if err == nil {
+		c.Close()
+	}
+	return err
 }
