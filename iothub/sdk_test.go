@@ -256,3 +256,41 @@ func TestMethodStatusRange(t *testing.T) {
 		t.Errorf("rebuilt %q", got)
 	}
 }
+
+// TestPythonEncodedLongIDs: an id of up to 128 characters stays valid when
+// the Python SDK percent-encodes it in topics and filters (each ':' becomes
+// three bytes), while an id that decodes to more than 128 does not.
+func TestPythonEncodedLongIDs(t *testing.T) {
+	id := strings.Repeat("a:", 64) // 128 characters, 256 once encoded
+	enc := strings.ReplaceAll(id, ":", "%3A")
+	r, err := ParseTopic([]byte("devices/" + enc + "/messages/events/k=v"))
+	if err != nil {
+		t.Fatalf("ParseTopic: %v", err)
+	}
+	if !r.PublishableBy(id, "") {
+		t.Error("not publishable by its own device")
+	}
+	f, err := ParseFilter([]byte("devices/" + enc + "/messages/devicebound/#"))
+	if err != nil {
+		t.Fatalf("ParseFilter: %v", err)
+	}
+	if !f.AllowedFor(id, "") {
+		t.Error("filter not allowed for its own device")
+	}
+	mod := strings.Repeat("m@", 64)
+	encMod := strings.ReplaceAll(mod, "@", "%40")
+	if r, err := ParseTopic([]byte("devices/" + enc + "/modules/" + encMod + "/messages/events/")); err != nil || !r.PublishableBy(id, mod) {
+		t.Errorf("module topic: %v", err)
+	}
+
+	tooLong := strings.ReplaceAll(id+"a", ":", "%3A") // decodes to 129
+	if _, err := ParseTopic([]byte("devices/" + tooLong + "/messages/events/")); !errors.Is(err, ErrMalformedTopic) {
+		t.Errorf("129-character id: err = %v, want ErrMalformedTopic", err)
+	}
+	if _, err := ParseFilter([]byte("devices/" + tooLong + "/messages/devicebound/#")); !errors.Is(err, ErrUnsupportedFilter) {
+		t.Errorf("129-character id filter: err = %v, want ErrUnsupportedFilter", err)
+	}
+	if _, err := ParseTopic([]byte("devices/" + strings.Repeat("a", 129) + "/messages/events/")); !errors.Is(err, ErrMalformedTopic) {
+		t.Errorf("129-byte raw id: err = %v", err)
+	}
+}

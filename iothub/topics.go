@@ -126,7 +126,9 @@ type Route struct {
 // ParseTopic classifies a topic published by either side into a Route. It
 // is lenient where the contract says to be: telemetry and C2D with or
 // without the trailing '/', a '/' after the bag, a leading '?' on the bag,
-// "$.mid" or "%24.mid" keys, "$iothub/…/" queries with or without the '?'.
+// "$.mid" or "%24.mid" keys, "$iothub/…/" queries with or without the '?',
+// and ids percent-encoded as the Python SDK writes them (DeviceID and
+// ModuleID keep the spelling of the topic; compare them with SameID).
 // Unknown topics give an error wrapping ErrUnknownTopic, topics of a known
 // shape with a bad field one wrapping ErrMalformedTopic. It does not
 // allocate.
@@ -190,6 +192,26 @@ func ValidID[T ~string | ~[]byte](id T) bool {
 	return true
 }
 
+// validTopicID reports whether id, as written in a topic or filter, names a
+// legal identity: ValidID, or, when it holds percent escapes (the Python
+// SDK's spelling), legal characters whose decoded form is 1–128 bytes.
+func validTopicID(id []byte) bool {
+	if ValidID(id) {
+		return true
+	}
+	if len(id) > 3*MaxIDLen || bytes.IndexByte(id, '%') < 0 {
+		return false
+	}
+	n := 0
+	for i := 0; i < len(id); n++ {
+		if !idChars[id[i]] {
+			return false
+		}
+		_, i = nextUnescaped(id, i)
+	}
+	return n <= MaxIDLen
+}
+
 // SameID reports whether raw, a device or module id as written in a topic
 // or filter, names the identity id. Most SDKs write ids as they are, but the
 // Python SDK percent-encodes them (quote(id, safe="")), so
@@ -250,7 +272,7 @@ func parseDevices(b []byte) (Route, error) {
 	if !ok {
 		return Route{}, errUnknown
 	}
-	if !ValidID(id) {
+	if !validTopicID(id) {
 		return Route{}, errDeviceID
 	}
 	r := Route{DeviceID: id}
@@ -276,7 +298,7 @@ func parseDevices(b []byte) (Route, error) {
 	if !ok {
 		return Route{}, errUnknown
 	}
-	if !ValidID(mod) {
+	if !validTopicID(mod) {
 		return Route{}, errModuleID
 	}
 	r.ModuleID = mod
@@ -722,10 +744,10 @@ func (f *Filter) AllowedFor(deviceID, moduleID string) bool {
 	return false
 }
 
-// validFilterID is ValidID without '+' and '#', which a filter would read as
-// wildcards.
+// validFilterID is validTopicID without '+' and '#', which a filter would
+// read as wildcards.
 func validFilterID(id []byte) bool {
-	return ValidID(id) && bytes.IndexByte(id, '+') < 0 && bytes.IndexByte(id, '#') < 0
+	return validTopicID(id) && bytes.IndexByte(id, '+') < 0 && bytes.IndexByte(id, '#') < 0
 }
 
 // Matches reports whether a topic parsed into r is delivered to a
