@@ -44,9 +44,16 @@ type Client struct {
 
 	routes atomic.Pointer[[]route] // snapshot of subs for the delivery goroutine
 
-	stateSeq uint64     // state changes so far; guarded by mu
-	notifyMu sync.Mutex // serialises OnStateChange calls
-	notified uint64     // the last state change reported; guarded by notifyMu
+	stateSeq  uint64        // state changes so far; guarded by mu
+	notifyMu  sync.Mutex    // guards the three fields below
+	notifyQ   []stateChange // changes waiting to be reported
+	notifying bool          // a goroutine is reporting notifyQ
+	notified  uint64        // the last state change reported
+
+	// inRunCallback is set while a connection's run goroutine, after
+	// tearing the connection down, reports a state change: a Close called
+	// from that callback must not wait for the goroutine running it.
+	inRunCallback atomic.Bool
 
 	deliverOnce sync.Once
 	queue       chan *Message
@@ -178,24 +185,57 @@ func (c *Client) setStateLocked(to State, err error) func() {
 	return func() { c.notify(seq, from, to, err) }
 }
 
-// notify reports state change number seq. Reports are serialised, and one
-// that a later change has overtaken is dropped, so the callback sees the
-// changes in order, one at a time, ending with the current state.
+// stateChange is a state change waiting to be reported.
+type stateChange struct {
+	seq      uint64
+	from, to State
+	err      error
+}
+
+// notify reports state change number seq. Reports are serialised: the
+// goroutine that finds no report in progress reports every queued change
+// in order, so a change made while a callback runs (even by the callback
+// itself, through Close) is reported by that goroutine once the callback
+// returns, and notify never waits for a callback. A change that a later
+// one has already overtaken is dropped, so the callback sees the changes
+// in order, one at a time, ending with the current state.
 func (c *Client) notify(seq uint64, from, to State, err error) {
 	c.notifyMu.Lock()
-	defer c.notifyMu.Unlock()
-	if seq <= c.notified {
+	c.notifyQ = append(c.notifyQ, stateChange{seq, from, to, err})
+	if c.notifying {
+		c.notifyMu.Unlock()
 		return
 	}
-	c.notified = seq
-	if err != nil {
-		c.log.Info("mqtt: state change", "from", from.String(), "to", to.String(), "err", err)
-	} else {
-		c.log.Debug("mqtt: state change", "from", from.String(), "to", to.String())
+	c.notifying = true
+	for i := 0; i < len(c.notifyQ); i++ {
+		sc := c.notifyQ[i]
+		if sc.seq <= c.notified {
+			continue
+		}
+		c.notified = sc.seq
+		c.notifyMu.Unlock()
+		if sc.err != nil {
+			c.log.Info("mqtt: state change", "from", sc.from.String(), "to", sc.to.String(), "err", sc.err)
+		} else {
+			c.log.Debug("mqtt: state change", "from", sc.from.String(), "to", sc.to.String())
+		}
+		if c.cfg.OnStateChange != nil {
+			c.cfg.OnStateChange(sc.from, sc.to, sc.err)
+		}
+		c.notifyMu.Lock()
 	}
-	if c.cfg.OnStateChange != nil {
-		c.cfg.OnStateChange(from, to, err)
-	}
+	clear(c.notifyQ)
+	c.notifyQ = c.notifyQ[:0]
+	c.notifying = false
+	c.notifyMu.Unlock()
+}
+
+// notifyFromRun reports a state change from a run goroutine whose
+// connection is torn down (see inRunCallback).
+func (c *Client) notifyFromRun(notify func()) {
+	c.inRunCallback.Store(true)
+	defer c.inRunCallback.Store(false)
+	notify()
 }
 
 // Connect dials the broker, sends CONNECT and waits for CONNACK, within ctx
@@ -447,7 +487,7 @@ func (c *Client) run(cn *conn, runDone chan struct{}) {
 			c.mu.Lock()
 			notify := c.setStateLocked(StateReconnecting, err)
 			c.mu.Unlock()
-			notify()
+			c.notifyFromRun(notify)
 			continue
 		}
 		if err := c.install(ncn, sp); err != nil {
@@ -497,7 +537,7 @@ func (c *Client) teardown(cn *conn, cause error) bool {
 			close(pe.req)
 		}
 	}
-	notify()
+	c.notifyFromRun(notify)
 	return reconnect
 }
 
@@ -513,6 +553,11 @@ const closeGrace = 250 * time.Millisecond
 // returns ctx's error if ctx ended first (it then still allows the
 // DISCONNECT up to 250 ms to be written). Closing a closed client returns
 // ErrClosed.
+//
+// Close may be called from Config.OnStateChange. Called from the report of
+// a lost connection (or one that runs concurrently with it), it does not
+// wait for the goroutine running that callback, which ends when the
+// callback returns; StateClosed is reported after the callback returns.
 func (c *Client) Close(ctx context.Context) error {
 	c.mu.Lock()
 	if c.closing {
@@ -521,6 +566,9 @@ func (c *Client) Close(ctx context.Context) error {
 	}
 	c.closing = true
 	c.mu.Unlock()
+	// Called from OnStateChange on the run goroutine of a connection that
+	// is already torn down: that goroutine ends when the callback returns.
+	fromRun := c.inRunCallback.Load()
 
 	var result error
 	tick := time.NewTicker(5 * time.Millisecond)
@@ -551,7 +599,7 @@ func (c *Client) Close(ctx context.Context) error {
 	c.cancel()
 	close(c.closeCh)
 
-	if runDone != nil {
+	if runDone != nil && !fromRun {
 		select {
 		case <-runDone:
 		case <-ctx.Done():

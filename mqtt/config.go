@@ -109,10 +109,12 @@ type Config struct {
 	// OnStateChange, when set, is called on every state change with the
 	// error that caused it (nil for a requested change). Calls are made one
 	// at a time, in order; a change overtaken by a later one before it
-	// could be reported is skipped. It runs on the client's goroutines:
-	// it may call the client (on StateConnected the connection is already
-	// serving, so Subscribe works), but while it runs later state changes
-	// wait, so keep it short.
+	// could be reported is skipped. It runs on the client's goroutines (or
+	// the one calling Connect or Close): it may call the client, Close
+	// included (on StateConnected the connection is already serving, so
+	// Subscribe works). Changes made while it runs are reported after it
+	// returns, by the same goroutine, and while it runs after a lost
+	// connection the client does not reconnect, so keep it short.
 	OnStateChange func(from, to State, err error)
 	// Logger receives connection events. Nil means silent. Secrets
 	// (passwords) are never logged.

@@ -159,3 +159,12 @@ func (l *stateLog) count(s mqtt.State) int {
 	}
 	return n
 }
+
+func (l *stateLog) last() mqtt.State {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.seq) == 0 {
+		return -1
+	}
+	return l.seq[len(l.seq)-1]
+}

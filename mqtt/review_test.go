@@ -110,3 +110,80 @@ func TestIncomingQoS2ResumeAckAfterHandler(t *testing.T) {
 		t.Fatalf("got %v, want PUBCOMP 7", p)
 	}
 }
+
+// TestCloseFromStateCallback checks that OnStateChange may call Close: on
+// the loss of the connection (reconnection disabled, and enabled) and on
+// StateConnected. Close returns, and the callback sees StateClosed last.
+func TestCloseFromStateCallback(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		on       mqtt.State
+		disabled bool
+	}{
+		{"disconnected", mqtt.StateDisconnected, true},
+		{"reconnecting", mqtt.StateReconnecting, false},
+		{"connected", mqtt.StateConnected, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fb := newFakeBroker(t)
+			go func() {
+				for {
+					select {
+					case fc := <-fb.conns:
+						fc.autoAck()
+					case <-time.After(testTimeout):
+						return
+					}
+				}
+			}()
+			var c *mqtt.Client
+			ready := make(chan struct{})
+			closed := make(chan error, 1)
+			var states stateLog
+			cfg := mqtt.Config{
+				Dialer:       fb.dialer(),
+				ClientID:     clientID(t),
+				CleanSession: true,
+				Reconnect:    mqtt.Backoff{Disabled: tc.disabled, Min: time.Millisecond, Max: time.Millisecond},
+				OnStateChange: func(from, to mqtt.State, err error) {
+					states.record(from, to, err)
+					if to != tc.on {
+						return
+					}
+					<-ready
+					closed <- c.Close(context.Background())
+				},
+			}
+			rec := &connRecorder{}
+			cfg.Dialer = rec.dialer(fb.l.Addr().String())
+			var err error
+			if c, err = mqtt.NewClient(cfg); err != nil {
+				t.Fatal(err)
+			}
+			close(ready)
+			connected := make(chan error, 1)
+			go func() { _, err := c.Connect(ctxT(t)); connected <- err }()
+			if tc.on != mqtt.StateConnected {
+				if err := <-connected; err != nil {
+					t.Fatal(err)
+				}
+				rec.last().Close()
+			}
+			select {
+			case err := <-closed:
+				if err != nil {
+					t.Fatalf("Close from OnStateChange(%v) = %v", tc.on, err)
+				}
+			case <-time.After(testTimeout):
+				t.Fatalf("Close from OnStateChange(%v) never returned", tc.on)
+			}
+			deadline := time.Now().Add(testTimeout)
+			for c.State() != mqtt.StateClosed || states.last() != mqtt.StateClosed {
+				if time.Now().After(deadline) {
+					t.Fatalf("state %v, last reported %v", c.State(), states.last())
+				}
+				time.Sleep(time.Millisecond)
+			}
+		})
+	}
+}
