@@ -100,9 +100,9 @@ type dialer struct {
 // An unknown scheme gives ErrUnsupportedScheme; a URL without a host gives
 // ErrInvalidURL.
 func NewDialer(rawURL string, cfg Config) (Dialer, error) {
-	u, err := url.Parse(rawURL)
+	u, err := parseURL(rawURL)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrInvalidURL, err)
+		return nil, err
 	}
 	s, ok := schemes[strings.ToLower(u.Scheme)]
 	if !ok {
@@ -220,6 +220,24 @@ func (d *dialer) fail(ctx context.Context, op string, err error) error {
 		err = fmt.Errorf("%w: %w", cerr, err)
 	}
 	return &DialError{Op: op, URL: d.display, Err: err}
+}
+
+// parseURL parses rawURL, reporting ErrInvalidURL on failure. The error
+// quotes neither the URL nor, when it may hold user information, the
+// parser's detail: *url.Error repeats the input, password included.
+func parseURL(rawURL string) (*url.URL, error) {
+	u, err := url.Parse(rawURL)
+	if err == nil {
+		return u, nil
+	}
+	if strings.Contains(rawURL, "@") {
+		return nil, fmt.Errorf("%w: does not parse (detail withheld: the URL has user information)", ErrInvalidURL)
+	}
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = ue.Err
+	}
+	return nil, fmt.Errorf("%w: %w", ErrInvalidURL, err)
 }
 
 // redact returns u as a string without user information.

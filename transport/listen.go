@@ -100,9 +100,9 @@ type Listener struct {
 // "mqtt" subprotocol (400 otherwise). ctx bounds only the setup of the
 // listening socket.
 func Listen(ctx context.Context, rawURL string, cfg ListenConfig) (*Listener, error) {
-	u, err := url.Parse(rawURL)
+	u, err := parseURL(rawURL)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrInvalidURL, err)
+		return nil, err
 	}
 	s, ok := schemes[strings.ToLower(u.Scheme)]
 	if !ok {

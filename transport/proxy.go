@@ -123,8 +123,12 @@ func connectTunnel(ctx context.Context, conn net.Conn, p *url.URL, addr string) 
 		if err != nil {
 			return fmt.Errorf("reading CONNECT response: %w", err)
 		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
+		// resp.Body is never read or closed: after a 2xx the bytes that
+		// follow the header are the tunnel's, whatever Content-Length or
+		// Transfer-Encoding says (RFC 9110 §9.3.6), and closing the body
+		// would consume them; after a refusal the connection is dropped
+		// without waiting for the body.
+		if resp.StatusCode/100 != 2 {
 			return &ProxyError{StatusCode: resp.StatusCode, Status: resp.Status}
 		}
 		if n := br.Buffered(); n > 0 {

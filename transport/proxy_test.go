@@ -1,13 +1,18 @@
 package transport
 
 import (
+	"bufio"
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"io"
 	"net"
+	"net/http"
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"golang.org/x/net/http/httpproxy"
@@ -258,4 +263,175 @@ func TestHTTPSProxy(t *testing.T) {
 func portOf(a net.Addr) string {
 	_, port, _ := net.SplitHostPort(a.String())
 	return port
+}
+
+// scriptedProxy answers one CONNECT with the given response text, written
+// in pieces of at most chunk bytes (0: at once), and, if tunnel is set,
+// then splices the connection to the requested target. It returns the
+// proxy's URL.
+func scriptedProxy(t *testing.T, response string, chunk int, tunnel bool) *url.URL {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	t.Cleanup(func() { ln.Close(); <-done })
+	go func() {
+		defer close(done)
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(testTimeout))
+		br := bufio.NewReader(c)
+		req, err := http.ReadRequest(br)
+		if err != nil {
+			return
+		}
+		var up net.Conn
+		if tunnel {
+			if up, err = net.DialTimeout("tcp", req.Host, testTimeout); err != nil {
+				return
+			}
+			defer up.Close()
+		}
+		for b := []byte(response); len(b) > 0; {
+			n := len(b)
+			if chunk > 0 {
+				n = min(n, chunk)
+			}
+			if _, err := c.Write(b[:n]); err != nil {
+				return
+			}
+			b = b[n:]
+			if chunk > 0 {
+				time.Sleep(time.Millisecond)
+			}
+		}
+		if up == nil {
+			io.Copy(io.Discard, c)
+			return
+		}
+		splice(c, br, up)
+	}()
+	return &url.URL{Scheme: "http", Host: ln.Addr().String()}
+}
+
+// greeter is a TCP server that writes hello to each connection at once,
+// then echoes.
+func greeter(t *testing.T, hello string) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				_ = c.SetDeadline(time.Now().Add(testTimeout))
+				io.WriteString(c, hello)
+				io.Copy(c, c)
+			}()
+		}
+	}()
+	return ln.Addr().String()
+}
+
+// TestConnectResponseParsing: the CONNECT answer is read up to the end of
+// its header and no further, however the proxy writes it, so the first
+// bytes of the tunnel (here the server's greeting, which may arrive in the
+// same segment) reach the caller; header fields that describe a body are
+// ignored on success (RFC 9110 §9.3.6); refusals are reported without
+// waiting for their body.
+func TestConnectResponseParsing(t *testing.T) {
+	target := greeter(t, "hello")
+	for _, tc := range []struct {
+		name       string
+		response   string
+		chunk      int
+		wantStatus int // 0: the tunnel must work
+	}{
+		{name: "plain", response: "HTTP/1.1 200 Connection established\r\n\r\n"},
+		{name: "one-byte-writes", response: "HTTP/1.1 200 Connection established\r\nProxy-Agent: test\r\n\r\n", chunk: 1},
+		{name: "http-1.0", response: "HTTP/1.0 200 OK\r\n\r\n"},
+		{name: "content-length-on-200", response: "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n"},
+		{name: "chunked-on-200", response: "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"},
+		{name: "other-2xx", response: "HTTP/1.1 201 Created\r\n\r\n"},
+		{name: "403-endless-body", response: "HTTP/1.1 403 Forbidden\r\nContent-Length: 1000000\r\n\r\npartial", wantStatus: 403},
+		{name: "502", response: "HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n", wantStatus: 502},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			proxyURL := scriptedProxy(t, tc.response, tc.chunk, tc.wantStatus == 0)
+			// The context is generous: a dial that waits on the proxy
+			// fails the test by testTimeout below rather than by timing out.
+			ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
+			defer cancel()
+			type result struct {
+				c   net.Conn
+				err error
+			}
+			res := make(chan result, 1)
+			go func() {
+				c, err := Dial(ctx, "tcp://"+target, Config{Proxy: ProxyURL(proxyURL)})
+				res <- result{c, err}
+			}()
+			var r result
+			select {
+			case r = <-res:
+			case <-time.After(testTimeout):
+				cancel()
+				t.Fatal("dial still waiting on the proxy's answer")
+			}
+			if tc.wantStatus != 0 {
+				var pe *ProxyError
+				if !errors.As(r.err, &pe) || pe.StatusCode != tc.wantStatus {
+					t.Fatalf("err = %v, want a *ProxyError with status %d", r.err, tc.wantStatus)
+				}
+				return
+			}
+			if r.err != nil {
+				t.Fatal(r.err)
+			}
+			defer r.c.Close()
+			if got := readN(t, r.c, 5, 64); string(got) != "hello" {
+				t.Fatalf("first tunnel bytes %q, want hello", got)
+			}
+			if _, err := r.c.Write([]byte("ping")); err != nil {
+				t.Fatal(err)
+			}
+			if got := readN(t, r.c, 4, 64); string(got) != "ping" {
+				t.Fatalf("echo %q, want ping", got)
+			}
+		})
+	}
+}
+
+// TestDialErrorsHideCredentials: a URL with a password that fails to parse
+// is reported without the password.
+func TestDialErrorsHideCredentials(t *testing.T) {
+	for _, raw := range []string{
+		"mqtts://user:s3cret@host:bad/",
+		"wss://user:s3cret@ho st:443/",
+		"mqtts://user:s3c%zzret@host:8883",
+	} {
+		_, err := NewDialer(raw, Config{})
+		if !errors.Is(err, ErrInvalidURL) {
+			t.Errorf("NewDialer(%q) = %v, want ErrInvalidURL", raw, err)
+		}
+		if err != nil && strings.Contains(err.Error(), "s3c") {
+			t.Errorf("NewDialer error shows the password: %v", err)
+		}
+		_, err = Listen(testContext(t), raw, ListenConfig{})
+		if err != nil && strings.Contains(err.Error(), "s3c") {
+			t.Errorf("Listen error shows the password: %v", err)
+		}
+	}
 }
