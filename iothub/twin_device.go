@@ -67,6 +67,7 @@ type TwinEffects struct {
 
 type twinOp struct {
 	get   bool
+	seq   uint64         // GET: DeviceTwin.changes when it was sent
 	patch map[string]any // reported PATCH: the patch, merged locally on success
 }
 
@@ -106,6 +107,11 @@ type DeviceTwin struct {
 	reportedVer  int64
 	buffered     []bufferedDesired
 	lastGet      string // request id of the latest GET started
+	// changes counts the local state changes (applied notifications,
+	// successful PATCH replies, adopted GET snapshots). A GET reply with
+	// no change since its request was sent is the hub's current state,
+	// even when its $version is lower than ours: the twin started over.
+	changes uint64
 }
 
 // NewDeviceTwin returns a DeviceTwin that has not synchronised yet.
@@ -135,8 +141,9 @@ func NewDeviceTwin(cfg DeviceTwinConfig) *DeviceTwin {
 func (t *DeviceTwin) Get() (Action, *Waiter[TwinReply]) {
 	t.mu.Lock()
 	t.syncing = true
+	seq := t.changes
 	t.mu.Unlock()
-	w := t.reqs.Start(t.timeout, twinOp{get: true})
+	w := t.reqs.Start(t.timeout, twinOp{get: true, seq: seq})
 	t.mu.Lock()
 	t.lastGet = w.RequestID()
 	t.mu.Unlock()
@@ -252,13 +259,14 @@ func (t *DeviceTwin) bufferLocked(v int64, patch map[string]any) {
 func (t *DeviceTwin) applyLocked(v int64, patch map[string]any, fx *TwinEffects) {
 	t.desired = MergePatch(t.desired, patch)
 	t.version = v
+	t.changes++
 	fx.Updates = append(fx.Updates, DesiredUpdate{Version: v, Patch: cloneObject(patch)})
 }
 
 // startSyncLocked starts an internal GET; its Action and Waiter go into fx.
 func (t *DeviceTwin) startSyncLocked(fx *TwinEffects) {
 	t.syncing = true
-	w := t.reqs.Start(t.timeout, twinOp{get: true})
+	w := t.reqs.Start(t.timeout, twinOp{get: true, seq: t.changes})
 	t.lastGet = w.RequestID()
 	fx.Publish = append(fx.Publish, Action{Topic: AppendTwinGetTopic(nil, w.RequestID())})
 	fx.Sync = w
@@ -283,6 +291,7 @@ func (t *DeviceTwin) handleResponse(r *Route, payload []byte) (TwinEffects, erro
 		reply := TwinReply{Status: r.Status}
 		t.mu.Lock()
 		t.reported = MergePatch(t.reported, op.patch)
+		t.changes++
 		if r.HasVersion {
 			reply.Version = r.Version
 			if r.Version > t.reportedVer {
@@ -300,17 +309,21 @@ func (t *DeviceTwin) handleResponse(r *Route, payload []byte) (TwinEffects, erro
 		return fx, nil
 	}
 	t.mu.Lock()
-	t.reconcileLocked(twin, &fx)
+	t.reconcileLocked(twin, op.seq == t.changes, &fx)
 	t.mu.Unlock()
 	w.Complete(TwinReply{Status: r.Status, Twin: twin.Clone()}, nil)
 	return fx, nil
 }
 
-// reconcileLocked adopts a GET snapshot (unless it is older than what is
-// already applied), emits the difference as an update, then replays the
-// notifications buffered meanwhile.
-func (t *DeviceTwin) reconcileLocked(snap Twin, fx *TwinEffects) {
-	if !t.haveBaseline || snap.Desired.Version >= t.version {
+// reconcileLocked adopts a GET snapshot, emits the difference as an
+// update, then replays the notifications buffered meanwhile. A snapshot
+// older than what is already applied is ignored, unless fresh says nothing
+// changed locally since its request was sent: then the twin started over
+// at a lower $version (emulator restart, identity created again) and the
+// snapshot is the truth.
+func (t *DeviceTwin) reconcileLocked(snap Twin, fresh bool, fx *TwinEffects) {
+	adopted := false
+	if !t.haveBaseline || snap.Desired.Version >= t.version || fresh {
 		if !t.haveBaseline {
 			fx.Updates = append(fx.Updates, DesiredUpdate{
 				Version: snap.Desired.Version, Full: true, Patch: cloneObject(snap.Desired.Props),
@@ -323,10 +336,15 @@ func (t *DeviceTwin) reconcileLocked(snap Twin, fx *TwinEffects) {
 		t.desired = cloneObject(snap.Desired.Props)
 		t.version = snap.Desired.Version
 		t.haveBaseline = true
+		adopted = true
 	}
-	if snap.Reported.Version >= t.reportedVer {
+	if snap.Reported.Version >= t.reportedVer || fresh {
 		t.reported = cloneObject(snap.Reported.Props)
 		t.reportedVer = snap.Reported.Version
+		adopted = true
+	}
+	if adopted {
+		t.changes++
 	}
 	// Replay buffered notifications: drop those the snapshot contains,
 	// apply the contiguous run after it, and GET again if a gap remains.

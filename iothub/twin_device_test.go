@@ -368,3 +368,48 @@ func TestDeviceTwinSelfHealsWithoutGet(t *testing.T) {
 	}
 	wantUpdates(t, p.deliver(p.serve(get)), `resync v3 {"b":1}`)
 }
+
+// TestDeviceTwinHubReset: when the twin behind the device starts over at a
+// lower $version (the emulator restarted without its state, or the identity
+// was deleted and created again), the GET after the reconnect is the truth:
+// the device adopts it, reports the difference, and applies the
+// notifications that follow instead of dropping them as already seen.
+func TestDeviceTwinHubReset(t *testing.T) {
+	p := newTwinPair(t)
+	p.sync()
+	p.deliver(p.desired(`{"fw":"1.0"}`)) // v2
+	p.deliver(p.desired(`{"mode":"eco"}`))
+	p.deliver(p.desired(`{"level":3}`)) // v4
+	rep, _, err := p.dev.ReportProperties([]byte(`{"x":1}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.deliver(p.serve(rep)) // reported v2
+	p.checkDesired(4, `{"fw":"1.0","level":3,"mode":"eco"}`)
+
+	// The hub starts over; the device reconnects.
+	p.dev.Disconnected()
+	p.hub = NewHubTwin()
+	p.desired(`{"fw":"2.0"}`) // v2 while the device is offline
+	fx := p.sync()
+	wantUpdates(t, fx, `resync v2 {"fw":"2.0","level":null,"mode":null}`)
+	p.checkDesired(2, `{"fw":"2.0"}`)
+	if v, props := p.dev.Reported(); v != 1 || len(props) != 0 {
+		t.Errorf("reported v%d %v, want the new hub's v1 {}", v, props)
+	}
+	// The next notification is the next version, not a stale one.
+	wantUpdates(t, p.deliver(p.desired(`{"fw":"2.1"}`)), `patch v3 {"fw":"2.1"}`)
+	p.checkDesired(3, `{"fw":"2.1"}`)
+
+	// A GET overtaken by a notification applied after it was sent is
+	// still not allowed to roll the twin back.
+	get, w := p.dev.Get()
+	stale := p.serve(get) // the hub answers v3 ...
+	p.deliver(p.desired(`{"fw":"2.2"}`))
+	p.sync() // ... a later GET brings v4 first
+	p.deliver(stale)
+	if _, err := w.Wait(waitCtx(t)); err != nil {
+		t.Fatal(err)
+	}
+	p.checkDesired(4, `{"fw":"2.2"}`)
+}
