@@ -147,6 +147,9 @@ func ParseConnectionString(s string) (ConnectionString, error) {
 		}
 		idx := connKeyIndex(name)
 		if idx < 0 {
+			if !plainName(name) {
+				return ConnectionString{}, connError("", "unknown key (not shown: it may hold a secret)", ErrUnknownKey)
+			}
 			return ConnectionString{}, connError(name, "unknown key", ErrUnknownKey)
 		}
 		if seen[idx] {

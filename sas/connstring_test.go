@@ -232,3 +232,39 @@ func TestConnectionStringAccessors(t *testing.T) {
 		t.Error("WithSharedAccessKey changed the original or did not clear")
 	}
 }
+
+// TestParseErrorsHideMangledSecrets: a secret that ends up in the key or
+// field name position (its name lost, or joined with ':' instead of '=') is
+// not quoted by the error, while a plain unknown name still is.
+func TestParseErrorsHideMangledSecrets(t *testing.T) {
+	const secret = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8"
+	for _, in := range []string{
+		"HostName=h;DeviceId=d;" + secret + "=",
+		"HostName=h;DeviceId=d;SharedAccessKey:" + secret + "=",
+		"HostName=h;DeviceId=d;Key=" + secret + "=;" + secret[:20] + "=x",
+	} {
+		_, err := ParseConnectionString(in)
+		if !errors.Is(err, ErrUnknownKey) {
+			t.Errorf("%q: err = %v, want ErrUnknownKey", in, err)
+		}
+		if err != nil && strings.Contains(err.Error(), secret[:16]) {
+			t.Errorf("error shows the secret: %v", err)
+		}
+	}
+	for _, in := range []string{
+		"SharedAccessSignature sr=h&sig:" + secret + "=&se=1",
+		"SharedAccessSignature sr=h&" + secret + "=&se=1",
+	} {
+		_, err := ParseToken(in)
+		if !errors.Is(err, ErrMalformed) {
+			t.Errorf("%q: err = %v, want ErrMalformed", in, err)
+		}
+		if err != nil && strings.Contains(err.Error(), secret[:16]) {
+			t.Errorf("error shows the secret: %v", err)
+		}
+	}
+	_, err := ParseConnectionString("HostName=h;DeviceId=d;Hostname=x;SharedAccessKey=" + secret + "=")
+	if err == nil || !strings.Contains(err.Error(), `"Hostname"`) {
+		t.Errorf("a plain unknown key is not named: %v", err)
+	}
+}

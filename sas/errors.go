@@ -104,3 +104,20 @@ func tokenError(field, reason string) error {
 func connError(field, reason string, err error) error {
 	return &ParseError{What: "connection string", Field: field, Reason: reason, Err: err}
 }
+
+// plainName reports whether an unrecognised field or key name may be quoted
+// in an error: at most 32 ASCII letters, digits, '-' and '_'. Anything else
+// (a key pasted without its name, "SharedAccessKey:AAEC…" with a colon for
+// the '=') may carry a secret and is left out of the message.
+func plainName(s string) bool {
+	if s == "" || len(s) > 32 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
+}

@@ -213,6 +213,9 @@ func ParseToken(s string) (Token, error) {
 		}
 		idx := fieldIndex(name)
 		if idx < 0 {
+			if !plainName(name) {
+				return Token{}, tokenError("", "unknown field (not shown: it may hold a secret)")
+			}
 			return Token{}, tokenError(name, "unknown field")
 		}
 		if seen[idx] {
