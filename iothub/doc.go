@@ -8,7 +8,10 @@
 //     publishes or subscribes to and every topic the hub publishes, one
 //     parser (ParseTopic) that classifies any topic from either direction
 //     into a Route, and ParseFilter, which recognises the only SUBSCRIBE
-//     filters IoT Hub accepts.
+//     filters IoT Hub accepts (those of the contract and the few more the
+//     official SDKs send); Filter.AllowedFor and Route.PublishableBy check
+//     them against the connection's identity, with SameID accepting the
+//     Python SDK's percent-encoded ids.
 //   - Identity strings (username.go): the CONNECT username, built and parsed
 //     (current and legacy forms).
 //   - Property bags (properties.go): percent-encoding with %20 for space and
