@@ -55,9 +55,10 @@ type Client struct {
 	// from that callback must not wait for the goroutine running it.
 	inRunCallback atomic.Bool
 
-	deliverOnce sync.Once
-	queue       chan *Message
-	deliverDone chan struct{}
+	deliverOnce      sync.Once
+	queue            chan *Message
+	deliverDone      chan struct{}
+	deliverGoroutine atomic.Uint64 // id of the delivery goroutine: Close called by a handler must not wait for it
 
 	pings atomic.Uint64 // PINGREQs sent, for tests
 }
@@ -554,6 +555,9 @@ const closeGrace = 250 * time.Millisecond
 // DISCONNECT up to 250 ms to be written). Closing a closed client returns
 // ErrClosed.
 //
+// Close waits, within ctx, for handlers to finish the messages already
+// queued; a handler may call Close, which then does not wait for it.
+//
 // Close may be called from Config.OnStateChange. Called from the report of
 // a lost connection (or one that runs concurrently with it), it does not
 // wait for the goroutine running that callback, which ends when the
@@ -637,7 +641,9 @@ func (c *Client) Close(ctx context.Context) error {
 	for _, f := range fail {
 		f(ErrClosed)
 	}
-	if c.deliverDone != nil {
+	if c.deliverDone != nil && c.deliverGoroutine.Load() != goroutineID() {
+		// A handler calling Close is not waited for: the delivery
+		// goroutine ends once it returned and the queue is drained.
 		select {
 		case <-c.deliverDone:
 		case <-ctx.Done():

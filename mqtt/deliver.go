@@ -43,6 +43,7 @@ func (c *Client) startDelivery() {
 // and returns.
 func (c *Client) deliverLoop() {
 	defer close(c.deliverDone)
+	c.deliverGoroutine.Store(goroutineID())
 	for {
 		select {
 		case m := <-c.queue:

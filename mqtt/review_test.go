@@ -2,6 +2,7 @@ package mqtt_test
 
 import (
 	"context"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -185,5 +186,32 @@ func TestCloseFromStateCallback(t *testing.T) {
 				time.Sleep(time.Millisecond)
 			}
 		})
+	}
+}
+
+// TestCloseFromHandler checks that a handler may call Close with a context
+// that never ends: Close does not wait for the handler calling it.
+func TestCloseFromHandler(t *testing.T) {
+	fb := newFakeBroker(t)
+	var client atomic.Pointer[mqtt.Client]
+	closed := make(chan error, 1)
+	c, fc := fakeClient(t, fb, mqtt.Config{
+		OnMessage: func(*mqtt.Message) { closed <- client.Load().Close(context.Background()) },
+	})
+	client.Store(c)
+	fc.send(&packet.Publish{Topic: []byte("stop")})
+	if p := fc.next(); p.Type() != packet.TypeDisconnect {
+		t.Fatalf("got %s, want DISCONNECT", p.Type())
+	}
+	select {
+	case err := <-closed:
+		if err != nil {
+			t.Fatalf("Close from a handler = %v", err)
+		}
+	case <-time.After(testTimeout):
+		t.Fatal("Close from a handler never returned")
+	}
+	if s := c.State(); s != mqtt.StateClosed {
+		t.Fatalf("state %v", s)
 	}
 }
