@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"strconv"
 	"strings"
 	"sync"
@@ -99,25 +100,40 @@ func (m *MethodMux) Lookup(name string) MethodHandler {
 
 // Dispatch runs the handler for req and returns the reply to publish on
 // $iothub/methods/res/{status}/?$rid={rid}. An unknown method gets
-// MethodStatusNotImplemented; a handler error, or a payload that is not
-// valid JSON, gets MethodStatusHandlerError; both with a JSON body
-// {"message":"…"}. It runs the handler on the calling goroutine: call it
-// off the connection's reader goroutine.
+// MethodStatusNotImplemented; a handler error, a panic in the handler, or a
+// payload that is not valid JSON or is over MaxMethodPayload gets
+// MethodStatusHandlerError; both with a JSON body {"message":"…"}. It runs
+// the handler on the calling goroutine: call it off the connection's reader
+// goroutine.
 func (m *MethodMux) Dispatch(ctx context.Context, req MethodRequest) Action {
 	h := m.Lookup(req.Name)
 	if h == nil {
 		return MethodResponse(req.RequestID, MethodStatusNotImplemented,
 			errorBody("method not implemented: "+req.Name))
 	}
-	status, payload, err := h(ctx, req)
+	status, payload, err := callHandler(ctx, h, req)
 	switch {
 	case err != nil:
 		return MethodResponse(req.RequestID, MethodStatusHandlerError, errorBody(err.Error()))
+	case len(payload) > MaxMethodPayload:
+		return MethodResponse(req.RequestID, MethodStatusHandlerError,
+			errorBody("method "+req.Name+" returned a payload over 128 KB"))
 	case len(payload) > 0 && !json.Valid(payload):
 		return MethodResponse(req.RequestID, MethodStatusHandlerError,
 			errorBody("method "+req.Name+" returned a payload that is not JSON"))
 	}
 	return MethodResponse(req.RequestID, status, payload)
+}
+
+// callHandler runs h and turns a panic into an error, so that a faulty
+// handler costs one 500 reply, not the device client.
+func callHandler(ctx context.Context, h MethodHandler, req MethodRequest) (status int, payload []byte, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("method %s panicked: %v", req.Name, p)
+		}
+	}()
+	return h(ctx, req)
 }
 
 // errorBody returns {"message":msg} as JSON.

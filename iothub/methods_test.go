@@ -3,6 +3,7 @@ package iothub
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 )
@@ -222,5 +223,36 @@ func TestStatusOf(t *testing.T) {
 	}
 	if se.Error() != "iothub: twin GET (rid 9): status 504" {
 		t.Errorf("Error() = %q", se.Error())
+	}
+}
+
+// TestMethodMuxDispatchHandlerFaults: a handler that panics or answers more
+// than the 128 KB a method reply may carry still gets the invoker a reply
+// (500 with a JSON message) instead of taking the client down or leaving
+// the invoker to time out.
+func TestMethodMuxDispatchHandlerFaults(t *testing.T) {
+	var mux MethodMux
+	mux.Handle("panics", func(context.Context, MethodRequest) (int, []byte, error) { panic("boom") })
+	mux.Handle("huge", func(context.Context, MethodRequest) (int, []byte, error) {
+		return 200, []byte(`"` + strings.Repeat("x", MaxMethodPayload) + `"`), nil
+	})
+	mux.Handle("max", func(context.Context, MethodRequest) (int, []byte, error) {
+		return 200, []byte(`"` + strings.Repeat("x", MaxMethodPayload-2) + `"`), nil
+	})
+	tests := []struct {
+		name, wantTopic, wantBody string
+	}{
+		{"panics", "$iothub/methods/res/500/?$rid=1", `{"message":"method panics panicked: boom"}`},
+		{"huge", "$iothub/methods/res/500/?$rid=1", `{"message":"method huge returned a payload over 128 KB"}`},
+	}
+	for _, tc := range tests {
+		reply := mux.Dispatch(context.Background(), MethodRequest{Name: tc.name, RequestID: "1"})
+		if string(reply.Topic) != tc.wantTopic || string(reply.Payload) != tc.wantBody {
+			t.Errorf("%s: reply %s %.80s", tc.name, reply.Topic, reply.Payload)
+		}
+	}
+	if reply := mux.Dispatch(context.Background(), MethodRequest{Name: "max", RequestID: "1"}); len(reply.Payload) != MaxMethodPayload ||
+		string(reply.Topic) != "$iothub/methods/res/200/?$rid=1" {
+		t.Errorf("128 KB reply: %s, %d bytes", reply.Topic, len(reply.Payload))
 	}
 }
