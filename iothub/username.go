@@ -78,9 +78,10 @@ func (u *Username) MatchesClientID(clientID []byte) bool {
 // §1): split on '/'; if the last segment starts with '?', three segments
 // are a device and four a module; otherwise the legacy form is accepted
 // when the last segment contains "api-version=". Query values are
-// percent-decoded; unknown parameters (such as Edge's auth-chain) are
-// ignored. A missing api-version is accepted (the hub tolerates it but twin
-// operations may fail). Errors wrap ErrMalformedUsername. Allocates.
+// percent-decoded; of duplicate parameters the first counts; unknown
+// parameters (such as Edge's auth-chain) are ignored. A missing
+// api-version is accepted (the hub tolerates it but twin operations may
+// fail). Errors wrap ErrMalformedUsername. Allocates.
 func ParseUsername(s []byte) (Username, error) {
 	segs := bytes.Split(s, []byte("/"))
 	if len(segs) != 3 && len(segs) != 4 {
@@ -110,15 +111,17 @@ func ParseUsername(s []byte) (Username, error) {
 		}
 		u.ModuleID = string(segs[2])
 	}
+	// Like edgeHub, the first of duplicate parameters wins.
+	var haveAPI, haveType, haveModel bool
 	it := ScanBag(query)
 	for p, ok := it.Next(); ok; p, ok = it.Next() {
 		switch {
-		case keyIs(p.Key, "api-version"):
-			u.APIVersion = Unescape(p.Value)
-		case keyIs(p.Key, "DeviceClientType"):
-			u.ClientType = Unescape(p.Value)
-		case keyIs(p.Key, "model-id"):
-			u.ModelID = Unescape(p.Value)
+		case !haveAPI && keyIs(p.Key, "api-version"):
+			u.APIVersion, haveAPI = Unescape(p.Value), true
+		case !haveType && keyIs(p.Key, "DeviceClientType"):
+			u.ClientType, haveType = Unescape(p.Value), true
+		case !haveModel && keyIs(p.Key, "model-id"):
+			u.ModelID, haveModel = Unescape(p.Value), true
 		}
 	}
 	if err := it.Err(); err != nil {

@@ -49,6 +49,9 @@ func TestParseUsername(t *testing.T) {
 		{"legacy-module", "h/d/m/api-version=2016-11-14&DeviceClientType=c",
 			Username{Host: "h", DeviceID: "d", ModuleID: "m", APIVersion: "2016-11-14", ClientType: "c", Legacy: true}},
 		{"no-api-version", "h/d/?", Username{Host: "h", DeviceID: "d"}},
+		// edgeHub keeps the first of duplicate parameters.
+		{"duplicates-first-wins", "h/d/?api-version=2021-04-12&DeviceClientType=a&api-version=2016-11-14&DeviceClientType=b&model-id=x&model-id=y",
+			Username{Host: "h", DeviceID: "d", APIVersion: "2021-04-12", ClientType: "a", ModelID: "x"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
