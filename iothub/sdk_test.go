@@ -189,6 +189,10 @@ func TestSDKDevicePublishes(t *testing.T) {
 			"dev1", "", RouteTwinPatchReported, "12", nil},
 		{"Java/twin-patch-version-minus-1", "$iothub/twin/PATCH/properties/reported/?$rid=13&$version=-1",
 			"dev1", "", RouteTwinPatchReported, "13", nil},
+		{"any/twin-get-extra-params", "$iothub/twin/GET/?$rid=1&foo=bar&flag", "dev1", "", RouteTwinGet, "1", nil},
+		{"any/twin-patch-version-first", "$iothub/twin/PATCH/properties/reported/?$version=3&$rid=abc", "dev1", "", RouteTwinPatchReported, "abc", nil},
+		{"any/twin-patch-encoded-keys", "$iothub/twin/PATCH/properties/reported/?%24rid=7&%24version=3", "dev1", "", RouteTwinPatchReported, "7", nil},
+		{"any/method-res-extra-params", "$iothub/methods/res/200/?$rid=9&x=1", "dev1", "", RouteMethodResponse, "9", nil},
 		{"any/method-status-int32-max", "$iothub/methods/res/2147483647/?$rid=9", "dev1", "", RouteMethodResponse, "9", nil},
 		{"any/method-status-int32-min", "$iothub/methods/res/-2147483648/?$rid=9", "dev1", "", RouteMethodResponse, "9", nil},
 	}
