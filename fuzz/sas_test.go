@@ -24,6 +24,8 @@ var sasTokenSeeds = []string{
 	"SharedAccessSignature sr=myhub.azure-devices.net%2Fdevices%2Fdev%25231&sig=R6zguaLAF90bpqrnYQhZcYQwTYkv%2BaC%2BBKuh3OFHIrA%3D&se=1700000000",
 	"SharedAccessSignature se=1700000000&skn=my%20policy&sig=gFSfLGMXDOvf906%2fiaX3KwzLLNFHgaFZyCbsGjxtd1Y%3d&sr=h",
 	"SharedAccessSignature sr=h&sig=gFSfLGMXDOvf906%2FiaX3KwzLLNFHgaFZyCbsGjxtd1Y%3D&se=0",
+	// As the Azure IoT C SDK writes a device-key token: empty skn, lower-case escapes.
+	"SharedAccessSignature sr=myhub.azure-devices.net%2fdevices%2fdevice1&sig=gFSfLGMXDOvf906%2fiaX3KwzLLNFHgaFZyCbsGjxtd1Y%3d&se=1700000000&skn=",
 	"SharedAccessSignature sr=h&sig=gFSfLGMXDOvf906%2FiaX3KwzLLNFHgaFZyCbsGjxtd1Y%3D&se=01",
 	"SharedAccessSignature  sr=h&sig=x&se=1",
 	"SharedAccessSignature sr=h&sr=h&sig=x&se=1",
