@@ -256,3 +256,51 @@ func TestMethodMuxDispatchHandlerFaults(t *testing.T) {
 		t.Errorf("128 KB reply: %s, %d bytes", reply.Topic, len(reply.Payload))
 	}
 }
+
+// TestMethodTableCorrelation: every way an invocation can end, and what a
+// reply that comes after it gets.
+func TestMethodTableCorrelation(t *testing.T) {
+	tests := []struct {
+		name    string
+		end     func(t *testing.T, clk *ManualClock, w *Waiter[MethodResult]) error
+		wantErr error
+	}{
+		{"caller-gives-up", func(t *testing.T, _ *ManualClock, w *Waiter[MethodResult]) error {
+			ctx, cancel := context.WithCancel(context.Background())
+			cancel()
+			_, err := w.Wait(ctx)
+			return err
+		}, context.Canceled},
+		{"timeout", func(t *testing.T, clk *ManualClock, w *Waiter[MethodResult]) error {
+			clk.Advance(DefaultMethodTimeout)
+			_, err := w.Wait(waitCtx(t))
+			return err
+		}, ErrTimeout},
+		{"device-went-away", func(t *testing.T, _ *ManualClock, w *Waiter[MethodResult]) error {
+			w.Cancel(ErrDeviceNotOnline)
+			_, err := w.Wait(waitCtx(t))
+			return err
+		}, ErrDeviceNotOnline},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			clk := NewManualClock(epoch)
+			tab := NewMethodTable(clk)
+			req, w, err := tab.Invoke(MethodCall{DeviceID: "d", ModuleID: "m", Name: "x"}, true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := tc.end(t, clk, w); !errors.Is(err, tc.wantErr) {
+				t.Fatalf("err = %v, want %v", err, tc.wantErr)
+			}
+			if tab.Pending() != 0 || clk.Pending() != 0 {
+				t.Errorf("pending %d, timers %d after the end", tab.Pending(), clk.Pending())
+			}
+			r := parse(t, req.Topic)
+			reply := parse(t, AppendMethodResponseTopic(nil, 200, r.RequestID))
+			if err := tab.HandleResponse("d", "m", &reply, nil); !errors.Is(err, ErrStaleResponse) {
+				t.Errorf("reply after the end: %v, want ErrStaleResponse", err)
+			}
+		})
+	}
+}
