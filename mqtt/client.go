@@ -271,6 +271,9 @@ func (c *Client) Connect(ctx context.Context) (sessionPresent bool, err error) {
 		if c.closed {
 			to = StateClosed
 		}
+		if c.ctx.Err() != nil {
+			err = ErrClosed // Close aborted the attempt
+		}
 		notify = c.setStateLocked(to, err)
 		c.mu.Unlock()
 		notify()
@@ -279,10 +282,11 @@ func (c *Client) Connect(ctx context.Context) (sessionPresent bool, err error) {
 	return sp, nil
 }
 
-// handshake dials and exchanges CONNECT/CONNACK.
+// handshake dials and exchanges CONNECT/CONNACK. Close aborts it.
 func (c *Client) handshake(ctx context.Context) (*conn, bool, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.ConnectTimeout)
 	defer cancel()
+	defer context.AfterFunc(c.ctx, cancel)()
 	nc, err := c.dial(ctx)
 	if err != nil {
 		return nil, false, &wrapped{msg: "mqtt: dial: " + err.Error(), err: err}

@@ -2,6 +2,8 @@ package mqtt_test
 
 import (
 	"context"
+	"errors"
+	"net"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -213,5 +215,49 @@ func TestCloseFromHandler(t *testing.T) {
 	}
 	if s := c.State(); s != mqtt.StateClosed {
 		t.Fatalf("state %v", s)
+	}
+}
+
+// TestCloseAbortsConnect checks that Close ends a Connect still waiting for
+// its CONNACK (instead of leaving it to Config.ConnectTimeout) and that the
+// Connect then reports ErrClosed.
+func TestCloseAbortsConnect(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		if nc, err := l.Accept(); err == nil {
+			accepted <- nc // read nothing, answer nothing
+		}
+	}()
+	c, err := mqtt.NewClient(mqtt.Config{
+		Dialer:         tcpDialer(l.Addr().String()),
+		ClientID:       clientID(t),
+		ConnectTimeout: time.Hour,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	connected := make(chan error, 1)
+	go func() { _, err := c.Connect(context.Background()); connected <- err }()
+	select {
+	case nc := <-accepted:
+		defer nc.Close()
+	case <-time.After(testTimeout):
+		t.Fatal("no connection")
+	}
+	if err := c.Close(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-connected:
+		if !errors.Is(err, mqtt.ErrClosed) {
+			t.Fatalf("Connect = %v, want ErrClosed", err)
+		}
+	case <-time.After(testTimeout):
+		t.Fatal("Connect still waiting after Close")
 	}
 }
