@@ -3,7 +3,10 @@ package mqtt_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
+	"runtime"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -187,6 +190,7 @@ func TestCloseFromStateCallback(t *testing.T) {
 				}
 				time.Sleep(time.Millisecond)
 			}
+			noGoroutinesLeft(t, c)
 		})
 	}
 }
@@ -260,4 +264,94 @@ func TestCloseAbortsConnect(t *testing.T) {
 	case <-time.After(testTimeout):
 		t.Fatal("Connect still waiting after Close")
 	}
+}
+
+// clientGoroutines returns the stacks of goroutines running methods of c
+// (its pointer is the receiver in their frames).
+func clientGoroutines(c *mqtt.Client) []string {
+	buf := make([]byte, 1<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	var out []string
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		for _, line := range strings.Split(g, "\n") {
+			if i := strings.Index(line, "mqtt.(*Client)."); i >= 0 && strings.Contains(line, fmt.Sprintf("%p", c)) {
+				out = append(out, g)
+				break
+			}
+		}
+	}
+	return out
+}
+
+// noGoroutinesLeft fails when goroutines of c outlive Close (bounded wait:
+// a goroutine that signalled its end may still be returning).
+func noGoroutinesLeft(t *testing.T, c *mqtt.Client) {
+	t.Helper()
+	deadline := time.Now().Add(testTimeout)
+	for {
+		left := clientGoroutines(c)
+		if len(left) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d goroutines left after Close:\n%s", len(left), strings.Join(left, "\n\n"))
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestNoGoroutinesAfterClose checks that Close leaves none of the client's
+// goroutines behind: connected with the delivery goroutine running, while
+// reconnecting to a broker that is gone, and when Close gives up on
+// unacknowledged publishes.
+func TestNoGoroutinesAfterClose(t *testing.T) {
+	t.Run("connected", func(t *testing.T) {
+		fb := newFakeBroker(t)
+		s := newSink(4)
+		c, fc := fakeClient(t, fb, mqtt.Config{OnMessage: s.handle})
+		fc.autoAck()
+		if err := c.Publish(ctxT(t), &mqtt.Message{Topic: "g", QoS: packet.QoS1}); err != nil {
+			t.Fatal(err)
+		}
+		fc.send(&packet.Publish{Topic: []byte("in")})
+		s.next(t)
+		if n := len(clientGoroutines(c)); n < 3 {
+			t.Fatalf("found %d goroutines of the client, want reader, writer and delivery", n)
+		}
+		if err := c.Close(ctxT(t)); err != nil {
+			t.Fatal(err)
+		}
+		noGoroutinesLeft(t, c)
+	})
+	t.Run("reconnecting", func(t *testing.T) {
+		fb := newFakeBroker(t)
+		c, fc := fakeClient(t, fb, mqtt.Config{})
+		fb.l.Close()
+		fc.c.Close()
+		deadline := time.Now().Add(testTimeout)
+		for c.State() != mqtt.StateReconnecting {
+			if time.Now().After(deadline) {
+				t.Fatalf("state %v", c.State())
+			}
+			time.Sleep(time.Millisecond)
+		}
+		if err := c.Close(ctxT(t)); err != nil {
+			t.Fatal(err)
+		}
+		noGoroutinesLeft(t, c)
+	})
+	t.Run("unacknowledged", func(t *testing.T) {
+		fb := newFakeBroker(t)
+		c, fc := fakeClient(t, fb, mqtt.Config{})
+		if err := c.PublishAsync(ctxT(t), &mqtt.Message{Topic: "g", QoS: packet.QoS2}, nil); err != nil {
+			t.Fatal(err)
+		}
+		fc.publish()
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+		defer cancel()
+		if err := c.Close(ctx); !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("Close = %v, want DeadlineExceeded", err)
+		}
+		noGoroutinesLeft(t, c)
+	})
 }
