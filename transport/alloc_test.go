@@ -30,3 +30,17 @@ func TestWSConnAllocs(t *testing.T) {
 		}
 	}
 }
+
+// A frame declaring 2^62 bytes is read without allocating.
+func TestWSConnHugeFrameAllocs(t *testing.T) {
+	hdr := []byte{0x82, 0xff, 0x40, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}
+	c := NewWSConn(&hugeFrameConn{hdr: hdr}, nil, false)
+	buf := make([]byte, 4096)
+	if n := testing.AllocsPerRun(200, func() {
+		if _, err := c.Read(buf); err != nil {
+			t.Fatal(err)
+		}
+	}); n != 0 {
+		t.Errorf("WSConn.Read of a 2^62-byte frame: %v allocs per read, want 0", n)
+	}
+}

@@ -32,6 +32,9 @@ func TestWebSocketPath(t *testing.T) {
 		{name: "default-path", url: "ws://" + host, path: "/$iothub/websocket", wantOK: true},
 		{name: "url-path", url: "ws://" + host + "/$iothub/websocket", wantOK: true},
 		{name: "escaped-url-path", url: "ws://" + host + "/%24iothub/websocket", wantOK: true},
+		{name: "url-path-with-query", url: "ws://" + host + "/$iothub/websocket?iothub-no-client-cert=true", wantOK: true},
+		{name: "query-names-the-path", url: "ws://" + host + "/mqtt?p=/$iothub/websocket"},
+		{name: "path-prefix", url: "ws://" + host + "/$iothub/websocket/x"},
 		{name: "url-path-wins", url: "ws://" + host + "/mqtt", path: "/$iothub/websocket"},
 		{name: "no-path", url: "ws://" + host},
 	} {
@@ -208,6 +211,19 @@ func TestWSHandler(t *testing.T) {
 	}
 	if _, ok := TLSConnectionState(s); !ok {
 		t.Error("no TLS state on the hijacked connection")
+	}
+
+	// A query does not change the path.
+	cq, err := Dial(testContext(t), base+"/$iothub/websocket?iothub-no-client-cert=true", Config{TLS: p.ca.ClientConfig(nil)})
+	if err != nil {
+		t.Fatalf("path with query: %v", err)
+	}
+	cq.Close()
+	select {
+	case sq := <-conns:
+		sq.Close()
+	case <-time.After(testTimeout):
+		t.Fatal("handler produced no connection for the path with a query")
 	}
 
 	_, err = Dial(testContext(t), base+"/elsewhere", Config{TLS: p.ca.ClientConfig(nil)})

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -470,5 +471,123 @@ func TestWSConnClientRole(t *testing.T) {
 	f := readFrame(t, raw)
 	if f.Header.OpCode != ws.OpPong || !f.Header.Masked || string(f.Payload) != "hb" {
 		t.Errorf("answer %v masked=%v %q, want masked pong %q", f.Header.OpCode, f.Header.Masked, f.Payload, "hb")
+	}
+}
+
+// TestWSConnConcurrentReadWrite: both ends read and write at once, then one
+// side closes while the other is still reading and writing; a Read and a
+// Write after Close fail with net.ErrClosed. Run with -race.
+func TestWSConnConcurrentReadWrite(t *testing.T) {
+	a, b := tcpPair(t)
+	client, server := NewWSConn(a, nil, true), NewWSConn(b, nil, false)
+	const msgs, size = 200, 3000
+	msg := bytes.Repeat([]byte{0x5a}, size)
+	var wg sync.WaitGroup
+	errc := make(chan error, 4)
+	for _, c := range []*WSConn{client, server} {
+		_ = c.SetDeadline(time.Now().Add(testTimeout))
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			for range msgs {
+				if _, err := c.Write(msg); err != nil {
+					errc <- err
+					return
+				}
+			}
+		}()
+		go func() {
+			defer wg.Done()
+			buf := make([]byte, 1500)
+			for got := 0; got < msgs*size; {
+				n, err := c.Read(buf)
+				for _, x := range buf[:n] {
+					if x != 0x5a {
+						errc <- errors.New("stream corrupted")
+						return
+					}
+				}
+				got += n
+				if err != nil {
+					errc <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errc)
+	for err := range errc {
+		t.Fatal(err)
+	}
+
+	// Close while the peer reads and writes: both sides end, neither hangs.
+	done := make(chan error, 2)
+	go func() {
+		_, err := io.Copy(io.Discard, server)
+		done <- err
+	}()
+	go func() {
+		for {
+			if _, err := server.Write(msg); err != nil {
+				done <- err
+				return
+			}
+		}
+	}()
+	if err := client.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		select {
+		case <-done:
+		case <-time.After(testTimeout):
+			t.Fatal("peer still blocked after Close")
+		}
+	}
+	if _, err := client.Read(make([]byte, 8)); !errors.Is(err, net.ErrClosed) {
+		t.Errorf("Read after Close = %v, want net.ErrClosed", err)
+	}
+	if _, err := client.Write([]byte("x")); !errors.Is(err, net.ErrClosed) {
+		t.Errorf("Write after Close = %v, want net.ErrClosed", err)
+	}
+}
+
+// hugeFrameConn serves one masked binary frame header declaring 2^62
+// payload bytes, then payload bytes forever.
+type hugeFrameConn struct {
+	net.Conn // nil; only Read, Write and Close are called
+	hdr      []byte
+}
+
+func (c *hugeFrameConn) Read(p []byte) (int, error) {
+	if len(c.hdr) > 0 {
+		n := copy(p, c.hdr)
+		c.hdr = c.hdr[n:]
+		return n, nil
+	}
+	clear(p) // zeros, masked with a zero key below
+	return len(p), nil
+}
+func (c *hugeFrameConn) Write(p []byte) (int, error) { return len(p), nil }
+func (c *hugeFrameConn) Close() error                { return nil }
+
+// TestWSConnHugeDeclaredLength: a frame that declares 2^62 bytes is
+// streamed through the caller's buffer as it arrives; nothing is sized by
+// the declared length.
+func TestWSConnHugeDeclaredLength(t *testing.T) {
+	hdr := []byte{0x82, 0xff, 0x40, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}
+	c := NewWSConn(&hugeFrameConn{hdr: hdr}, nil, false)
+	buf := make([]byte, 4096)
+	total := 0
+	for total < 64<<20 {
+		n, err := c.Read(buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		total += n
+	}
+	if c.remain != 1<<62-uint64(total) {
+		t.Errorf("remain = %d after %d bytes of a 2^62-byte frame", c.remain, total)
 	}
 }
