@@ -181,7 +181,8 @@ func (l *Listener) Accept() (net.Conn, error) {
 // Close stops listening. Connections already returned by Accept stay open;
 // connections still in their handshakes, or done and not yet accepted, are
 // closed. Close returns once every goroutine of the listener has ended
-// (including OnHandshakeError calls already under way).
+// (an OnHandshakeError call under way may still be running; it may itself
+// call Close).
 func (l *Listener) Close() error {
 	l.closeOnce.Do(func() {
 		l.mu.Lock()
@@ -303,17 +304,21 @@ func isTemporaryAcceptError(err error) bool {
 // handshake timeout and hands the result to Accept. It holds c's slot until
 // then.
 func (l *Listener) handshake(c net.Conn) {
-	defer l.wg.Done()
-	defer l.release()
 	conn, err := l.serverHandshake(c)
 	closing := l.untrack(c)
 	if err != nil {
 		c.Close()
+		l.release()
+		l.wg.Done()
+		// The callback runs outside the listener's accounting: it may
+		// take its time without holding a slot, and it may call Close.
 		if l.onErr != nil && !closing {
 			l.onErr(err)
 		}
 		return
 	}
+	defer l.wg.Done()
+	defer l.release()
 	if closing {
 		conn.Close()
 		return

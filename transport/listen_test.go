@@ -169,3 +169,41 @@ func TestCloseWithPendingHandshakes(t *testing.T) {
 		})
 	}
 }
+
+// TestCloseFromHandshakeErrorCallback: OnHandshakeError may close the
+// listener without deadlocking on its own goroutine.
+func TestCloseFromHandshakeErrorCallback(t *testing.T) {
+	var l *Listener
+	ready := make(chan struct{})
+	closed := make(chan error, 1)
+	l, err := Listen(testContext(t), "ws://127.0.0.1:0/", ListenConfig{
+		OnHandshakeError: func(error) {
+			<-ready
+			closed <- l.Close()
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	close(ready)
+	c, err := net.DialTimeout("tcp", l.Addr().String(), testTimeout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := io.WriteString(c, "NOT HTTP\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-closed:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(testTimeout):
+		t.Fatal("Close called from OnHandshakeError did not return")
+	}
+	if _, err := l.Accept(); !errors.Is(err, net.ErrClosed) {
+		t.Errorf("Accept after Close = %v, want net.ErrClosed", err)
+	}
+}
