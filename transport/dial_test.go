@@ -473,3 +473,33 @@ func dialTLS11(t *testing.T, addr string, p *pki) error {
 	}
 	return err
 }
+
+// TestTLSUnverifiedClientCertificate is the emulator's thumbprint case: the
+// listener requests a certificate without verifying it
+// (tls.RequestClientCert), a device presents one no CA of the server's
+// vouches for, and the accepted connection (tls and wss) carries it for
+// the emulator to match by thumbprint.
+func TestTLSUnverifiedClientCertificate(t *testing.T) {
+	p := newPKI(t)
+	other := testcert.New(t, testcert.Options{}).MustClient(t, "thumbprint-dev")
+	for _, scheme := range []string{"tls", "wss"} {
+		t.Run(scheme, func(t *testing.T) {
+			l, _ := listen(t, scheme+"://127.0.0.1:0/$iothub/websocket", ListenConfig{TLS: p.serverTLS(tls.RequestClientCert)})
+			accepted := acceptOne(t, l)
+			c, err := Dial(testContext(t), l.URL(), Config{TLS: p.ca.ClientConfig(other)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			s := waitConn(t, accepted)
+			exchange(t, c, s)
+			state, ok := TLSConnectionState(s)
+			if !ok || len(state.PeerCertificates) == 0 {
+				t.Fatal("no peer certificate on the accepted connection")
+			}
+			if got := state.PeerCertificates[0]; !got.Equal(other.Leaf) {
+				t.Errorf("peer certificate CN %q, want the device's", got.Subject.CommonName)
+			}
+		})
+	}
+}
