@@ -435,3 +435,38 @@ func TestDialErrorsHideCredentials(t *testing.T) {
 		}
 	}
 }
+
+// TestNoProxyForms: the NO_PROXY forms an IoT deployment uses (domain
+// suffix with and without the dot, host:port, CIDR, "*") apply to the
+// dialed host and port, whatever the MQTT scheme.
+func TestNoProxyForms(t *testing.T) {
+	const proxy = "http://proxy.test:3128"
+	for _, tc := range []struct {
+		noProxy, target string
+		direct          bool
+	}{
+		{".azure-devices.net", "mqtts://hub.azure-devices.net:8883", true},
+		{"azure-devices.net", "wss://hub.azure-devices.net/$iothub/websocket", true},
+		{"azure-devices.net", "wss://azure-devices.net.evil.test/", false},
+		{"hub.example.test:8883", "mqtts://hub.example.test:8883", true},
+		{"hub.example.test:8883", "wss://hub.example.test/$iothub/websocket", false},
+		{"hub.example.test:443", "wss://hub.example.test/$iothub/websocket", true},
+		{"10.0.0.0/8", "mqtts://10.1.2.3:8883", true},
+		{"10.0.0.0/8", "mqtts://11.1.2.3:8883", false},
+		{"*", "mqtts://anything.test:8883", true},
+		{"other.test", "mqtts://hub.example.test:8883", false},
+	} {
+		f := ProxyFromConfig(&httpproxy.Config{HTTPSProxy: proxy, NoProxy: tc.noProxy})
+		d, err := NewDialer(tc.target, Config{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := f(d.(*dialer).target)
+		if err != nil {
+			t.Fatalf("NO_PROXY=%s %s: %v", tc.noProxy, tc.target, err)
+		}
+		if direct := got == nil; direct != tc.direct {
+			t.Errorf("NO_PROXY=%s %s: proxy %v, want direct=%v", tc.noProxy, tc.target, got, tc.direct)
+		}
+	}
+}
