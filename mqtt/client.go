@@ -451,7 +451,12 @@ func (c *Client) resubscribeLocked(cn *conn) {
 	if len(c.subs) == 0 {
 		return
 	}
-	sp := packet.Subscribe{ID: c.allocIDLocked()}
+	id, ok := c.allocIDLocked()
+	if !ok {
+		c.log.Error("mqtt: resubscribe", "err", errNoPacketID)
+		return
+	}
+	sp := packet.Subscribe{ID: id}
 	filters := make([]string, len(c.subs))
 	for i, r := range c.subs {
 		sp.Filters = append(sp.Filters, packet.Subscription{Filter: []byte(r.filter), QoS: r.qos})
@@ -660,10 +665,15 @@ func (c *Client) Close(ctx context.Context) error {
 	return result
 }
 
-// allocIDLocked returns a packet id not used by any pending packet.
-func (c *Client) allocIDLocked() packet.ID {
+// allocIDLocked returns a packet id not used by any pending packet, or
+// false when all 65,535 are (subscribes waiting for their SUBACK on top of
+// a full 65,535 window).
+func (c *Client) allocIDLocked() (packet.ID, bool) {
 	if c.pending == nil {
 		c.pending = make(map[packet.ID]*pending)
+	}
+	if len(c.pending) >= 65535 {
+		return 0, false
 	}
 	for {
 		c.nextID++
@@ -671,10 +681,13 @@ func (c *Client) allocIDLocked() packet.ID {
 			c.nextID = 1
 		}
 		if _, used := c.pending[c.nextID]; !used {
-			return c.nextID
+			return c.nextID, true
 		}
 	}
 }
+
+// errNoPacketID is returned when every packet id is in use.
+var errNoPacketID = &wrapped{msg: "mqtt: every packet id is in use", err: ErrInFlightFull}
 
 func (c *Client) newPendingLocked() *pending {
 	if n := len(c.freePending); n > 0 {

@@ -23,7 +23,9 @@ var (
 	// connection closed before its acknowledgement arrived.
 	ErrConnectionLost = errors.New("mqtt: connection lost")
 	// ErrInFlightFull is returned by publishes when Config.FailWhenFull is
-	// set and the in-flight window is full.
+	// set and the in-flight window is full, and wrapped by the error of a
+	// publish, subscribe or unsubscribe that finds all 65,535 packet ids
+	// in use.
 	ErrInFlightFull = errors.New("mqtt: in-flight window full")
 	// ErrInvalidMessage is wrapped by errors about a Message or
 	// Subscription that cannot be sent (bad topic, QoS 3, empty filter).

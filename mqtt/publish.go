@@ -138,7 +138,12 @@ func (c *Client) publishQ(ctx context.Context, m *Message, done func(error)) err
 		<-c.sem
 		return err
 	}
-	id := c.allocIDLocked()
+	id, ok := c.allocIDLocked()
+	if !ok {
+		c.mu.Unlock()
+		<-c.sem
+		return errNoPacketID
+	}
 	p := packet.Publish{QoS: m.QoS, Retain: m.Retain, Topic: stringBytes(m.Topic), ID: id, Payload: m.Payload}
 	var (
 		pkt   []byte

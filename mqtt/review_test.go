@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"runtime"
 	"strings"
@@ -354,4 +355,40 @@ func TestNoGoroutinesAfterClose(t *testing.T) {
 		}
 		noGoroutinesLeft(t, c)
 	})
+}
+
+// TestPacketIDsExhausted checks that when every packet id is taken by an
+// unacknowledged packet (a 65,535 window, full) a Subscribe fails with
+// ErrInFlightFull instead of searching for a free id for ever while holding
+// the client's lock.
+func TestPacketIDsExhausted(t *testing.T) {
+	fb := newFakeBroker(t)
+	c, fc := fakeClient(t, fb, mqtt.Config{InFlight: 65535, FailWhenFull: true})
+	go func() { _, _ = io.Copy(io.Discard, fc.c) }() // read, never acknowledge
+	ctx := ctxT(t)
+	m := &mqtt.Message{Topic: "ids", QoS: packet.QoS1}
+	for i := range 65535 {
+		if err := c.PublishAsync(ctx, m, nil); err != nil {
+			t.Fatalf("publish %d: %v", i, err)
+		}
+	}
+	if err := c.PublishAsync(ctx, m, nil); !errors.Is(err, mqtt.ErrInFlightFull) {
+		t.Fatalf("publish into the full window = %v", err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.Subscribe(ctx, mqtt.Subscription{Filter: "f"})
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if !errors.Is(err, mqtt.ErrInFlightFull) {
+			t.Fatalf("Subscribe with no free packet id = %v, want ErrInFlightFull", err)
+		}
+	case <-time.After(testTimeout):
+		t.Fatal("Subscribe with no free packet id never returned")
+	}
+	if err := c.Unsubscribe(ctx, "f"); !errors.Is(err, mqtt.ErrInFlightFull) {
+		t.Fatalf("Unsubscribe with no free packet id = %v, want ErrInFlightFull", err)
+	}
 }

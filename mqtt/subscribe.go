@@ -42,7 +42,11 @@ func (c *Client) Subscribe(ctx context.Context, subs ...Subscription) ([]packet.
 		c.mu.Unlock()
 		return nil, ErrNotConnected
 	}
-	sp.ID = c.allocIDLocked()
+	var ok bool
+	if sp.ID, ok = c.allocIDLocked(); !ok {
+		c.mu.Unlock()
+		return nil, errNoPacketID
+	}
 	bp := c.bufLocked(cn)
 	var err error
 	if *bp, err = sp.AppendBinary(*bp); err != nil {
@@ -103,7 +107,11 @@ func (c *Client) Unsubscribe(ctx context.Context, filters ...string) error {
 		c.mu.Unlock()
 		return ErrNotConnected
 	}
-	up.ID = c.allocIDLocked()
+	var ok bool
+	if up.ID, ok = c.allocIDLocked(); !ok {
+		c.mu.Unlock()
+		return errNoPacketID
+	}
 	bp := c.bufLocked(cn)
 	var err error
 	if *bp, err = up.AppendBinary(*bp); err != nil {
