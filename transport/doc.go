@@ -34,7 +34,9 @@
 // github.com/gobwas/ws directly on the connection (no net/http per
 // connection), answers 404 to another path (ErrBadPath) and 400 to a client
 // that does not offer "mqtt" (ErrSubprotocol, compared without regard to
-// case). WSHandler mounts the same endpoint on an existing http.Server.
+// case), and reads at most 16 KiB of an upgrade request (the dialer as much
+// of the response). WSHandler mounts the same endpoint on an existing
+// http.Server.
 // TLSConnectionState reads the peer certificate of any accepted connection.
 //
 // # WebSocket framing
