@@ -54,7 +54,7 @@ type Config struct {
 	// with it the client's own dead-connection detection (PING and write
 	// timeouts): a silent peer is then noticed only when the OS reports
 	// the connection broken. Values are rounded down to whole seconds, at
-	// most 65,535 s.
+	// least 1 s and at most 65,535 s.
 	KeepAlive time.Duration
 	// PingTimeout is how long a PINGRESP may take before the connection is
 	// declared dead and closed (then reconnected). Zero means the smaller of
@@ -142,6 +142,12 @@ func (c *Config) normalize() {
 	}
 	if c.KeepAlive > 65535*time.Second {
 		c.KeepAlive = 65535 * time.Second
+	}
+	if c.KeepAlive > 0 {
+		// The wire carries whole seconds, and 0 would turn the broker's
+		// keep-alive off: round down, to at least 1 s, and use that value
+		// for the client's own timers too.
+		c.KeepAlive = max(c.KeepAlive.Truncate(time.Second), time.Second)
 	}
 	if c.PingTimeout <= 0 {
 		c.PingTimeout = 10 * time.Second

@@ -392,3 +392,24 @@ func TestPacketIDsExhausted(t *testing.T) {
 		t.Fatalf("Unsubscribe with no free packet id = %v, want ErrInFlightFull", err)
 	}
 }
+
+// TestKeepAliveOnTheWire checks the keep-alive sent in CONNECT: whole
+// seconds, rounded down, but never 0 (which would turn the broker's
+// keep-alive off) for a positive Config.KeepAlive.
+func TestKeepAliveOnTheWire(t *testing.T) {
+	for _, tc := range []struct {
+		ka   time.Duration
+		want uint16
+	}{
+		{300 * time.Millisecond, 1},
+		{2700 * time.Millisecond, 2},
+		{-1, 0},
+		{0, 60},
+	} {
+		fb := newFakeBroker(t)
+		_, fc := fakeClient(t, fb, mqtt.Config{KeepAlive: tc.ka})
+		if got := fc.connect.KeepAlive; got != tc.want {
+			t.Errorf("KeepAlive %v: CONNECT says %d s, want %d", tc.ka, got, tc.want)
+		}
+	}
+}
