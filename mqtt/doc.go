@@ -29,10 +29,11 @@
 // # Delivery and back-pressure
 //
 // Received messages are queued for the delivery goroutine (Config.HandlerQueue
-// deep) and handed to handlers one at a time, in arrival order. A slow
-// handler therefore never delays acknowledgements of our own publishes nor
-// keep-alive: those are handled by the reader and writer. When the handler
-// queue is full the reader stops reading: the broker is then slowed by TCP
+// deep) and handed to handlers one at a time, in arrival order. While that
+// queue has room a slow handler therefore delays neither acknowledgements
+// of our own publishes nor keep-alive: those are handled by the reader and
+// writer. When the handler queue is full the reader stops reading (and so
+// also stops reading PUBACKs and SUBACKs): the broker is then slowed by TCP
 // flow control rather than the client buffering without bound. While the
 // reader waits, the writer still sends queued packets and PINGREQs (so the
 // broker keeps the connection), and the client suspends its own PINGRESP
@@ -68,4 +69,5 @@
 // A Client is safe for concurrent use by multiple goroutines. Handlers and
 // PublishAsync callbacks run on the client's goroutines and must not block
 // for long; callbacks (which run on the reader) must not block at all.
+// Handlers and Config.OnStateChange may call Close.
 package mqtt

@@ -41,6 +41,7 @@ var (
 // SubscribeError reports filters the broker refused (SUBACK return code
 // 0x80). The other filters of the same Subscribe were granted.
 type SubscribeError struct {
+	// Filters are the refused filters, in the order they were given.
 	Filters []string
 }
 

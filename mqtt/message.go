@@ -15,10 +15,16 @@ import (
 // A received Message belongs to the client: it is valid only until its
 // handler returns. Use Clone to keep it.
 type Message struct {
-	Topic   string
+	// Topic is the topic name; it may hold no wildcards [MQTT-3.3.2-2].
+	Topic string
+	// Payload is the application message, any bytes (nil is empty).
 	Payload []byte
-	QoS     packet.QoS
-	Retain  bool
+	// QoS is the quality of service: 0, 1 or 2. A received message has
+	// the QoS it was delivered with (at most the one subscribed).
+	QoS packet.QoS
+	// Retain asks the broker to keep the message for future subscribers;
+	// on a received message it marks one the broker had retained.
+	Retain bool
 	// Dup is set on received messages the broker marked as a re-delivery.
 	// It is ignored when publishing.
 	Dup bool
@@ -39,14 +45,16 @@ func (m *Message) Clone() *Message {
 
 // Handler processes a received message. It runs on the client's delivery
 // goroutine, one message at a time in arrival order; m is valid until it
-// returns. A slow handler delays later messages but never acknowledgements
-// of outgoing publishes nor keep-alive.
+// returns. A slow handler delays later messages; acknowledgements of
+// outgoing publishes are not delayed as long as Config.HandlerQueue has
+// room (once it is full the reader stops reading, see the package
+// documentation), and keep-alive never is.
 //
 // A handler may publish, but should not wait for an acknowledgement (a
 // QoS 1 or 2 Publish, Subscribe, Unsubscribe) without a short context: when
 // the handler queue is full the reader stops reading, and the awaited
 // acknowledgement would sit unread behind the queued messages. Use
-// PublishAsync from handlers.
+// PublishAsync from handlers. A handler may call Close.
 type Handler func(m *Message)
 
 // Subscription is one topic filter of a Subscribe call.

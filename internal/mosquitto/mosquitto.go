@@ -53,7 +53,11 @@ func Path() (string, error) {
 
 // TLSFiles names the PEM files of a TLS listener.
 type TLSFiles struct {
-	CAFile, CertFile, KeyFile string
+	// CAFile is the CA certificate (also the one client certificates
+	// must chain to).
+	CAFile string
+	// CertFile and KeyFile are the broker's certificate and key.
+	CertFile, KeyFile string
 	// RequireCertificate makes the listener demand a client certificate
 	// signed by CAFile.
 	RequireCertificate bool
