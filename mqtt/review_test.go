@@ -413,3 +413,72 @@ func TestKeepAliveOnTheWire(t *testing.T) {
 		}
 	}
 }
+
+// TestAfterClose checks that every call on a closed client fails with
+// ErrClosed, and that the state stays StateClosed.
+func TestAfterClose(t *testing.T) {
+	fb := newFakeBroker(t)
+	c, fc := fakeClient(t, fb, mqtt.Config{})
+	fc.autoAck()
+	ctx := ctxT(t)
+	if err := c.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	calls := map[string]error{
+		"Close twice": c.Close(ctx),
+		"Publish 0":   c.Publish(ctx, &mqtt.Message{Topic: "x"}),
+		"Publish 1":   c.Publish(ctx, &mqtt.Message{Topic: "x", QoS: packet.QoS1}),
+		"Publish 2":   c.PublishAsync(ctx, &mqtt.Message{Topic: "x", QoS: packet.QoS2}, nil),
+		"Unsubscribe": c.Unsubscribe(ctx, "x"),
+	}
+	_, calls["Subscribe"] = c.Subscribe(ctx, mqtt.Subscription{Filter: "x"})
+	_, calls["Connect"] = c.Connect(ctx)
+	for name, err := range calls {
+		if !errors.Is(err, mqtt.ErrClosed) {
+			t.Errorf("%s after Close = %v, want ErrClosed", name, err)
+		}
+	}
+	if s := c.State(); s != mqtt.StateClosed {
+		t.Fatalf("state %v", s)
+	}
+}
+
+// TestIncomingQoS2AcrossReconnect checks incoming exactly-once when the
+// connection drops after our PUBREC: a resumed session's re-sent PUBLISH
+// (DUP) is acknowledged again but not delivered again, while after a
+// reconnect without a session the same id is a new message.
+func TestIncomingQoS2AcrossReconnect(t *testing.T) {
+	for _, session := range []bool{true, false} {
+		t.Run(fmt.Sprintf("session=%v", session), func(t *testing.T) {
+			fb := newFakeBroker(t)
+			fb.sessionPresent.Store(session)
+			s := newSink(8)
+			_, fc := fakeClient(t, fb, mqtt.Config{OnMessage: s.handle})
+			pub := &packet.Publish{QoS: packet.QoS2, Topic: []byte("q2"), ID: 9, Payload: []byte("a")}
+			fc.send(pub)
+			if p, ok := fc.next().(*packet.Pubrec); !ok || p.ID != 9 {
+				t.Fatal("want PUBREC 9")
+			}
+			if r := s.next(t); r.Payload != "a" {
+				t.Fatalf("got %+v", r)
+			}
+			fc.c.Close()
+
+			fc2 := fb.accept(t)
+			pub.Dup = true
+			fc2.send(pub)
+			if p, ok := fc2.next().(*packet.Pubrec); !ok || p.ID != 9 {
+				t.Fatal("want PUBREC 9 on the new connection")
+			}
+			fc2.send(&packet.Pubrel{ID: 9})
+			if p, ok := fc2.next().(*packet.Pubcomp); !ok || p.ID != 9 {
+				t.Fatal("want PUBCOMP 9")
+			}
+			if session {
+				s.none(t, 50*time.Millisecond)
+			} else if r := s.next(t); r.Payload != "a" || !r.Dup {
+				t.Fatalf("got %+v, want the message as new to this session", r)
+			}
+		})
+	}
+}
