@@ -345,6 +345,9 @@ func (c *WSConn) peerClosed(body []byte) error {
 		return c.protocolError(closeProtocolError, "close frame with a 1-byte body")
 	case len(body) >= 2:
 		code = int(binary.BigEndian.Uint16(body))
+		if !validCloseCode(code) {
+			return c.protocolError(closeProtocolError, "invalid close status code")
+		}
 		if !utf8.Valid(body[2:]) {
 			return c.protocolError(closeProtocolError, "close reason is not UTF-8")
 		}
@@ -356,6 +359,21 @@ func (c *WSConn) peerClosed(body []byte) error {
 		return io.EOF
 	}
 	return &CloseError{Code: code, Reason: reason}
+}
+
+// validCloseCode reports whether a peer may send code in a close frame
+// (RFC 6455 §7.4): the defined codes other than 1004 and the three that
+// must never be sent (1005, 1006, 1015), the later-registered 1012–1014, and
+// the ranges for libraries and applications (3000–4999). Echoing a code that
+// may not be sent would break the RFC ourselves.
+func validCloseCode(code int) bool {
+	switch {
+	case code >= 1000 && code <= 1003, code >= 1007 && code <= 1014:
+		return true
+	case code >= 3000 && code <= 4999:
+		return true
+	}
+	return false
 }
 
 // protocolError closes the WebSocket with status code and returns the read

@@ -256,6 +256,10 @@ func TestWSConnProtocolErrors(t *testing.T) {
 	}
 }
 
+// errInvalidClose marks the close-status cases that must fail with
+// ErrWebSocketProtocol.
+var errInvalidClose = errors.New("invalid close code")
+
 func TestWSConnCloseStatus(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
@@ -268,6 +272,14 @@ func TestWSConnCloseStatus(t *testing.T) {
 		{name: "going-away", body: closeBody(closeGoingAway, "restart"), want: io.EOF, echo: closeBody(closeGoingAway, "")},
 		{name: "no-status", body: nil, want: io.EOF, echo: []byte{}},
 		{name: "internal-error", body: closeBody(1011, "oops"), wantErr: &CloseError{Code: 1011, Reason: "oops"}, echo: closeBody(1011, "")},
+		{name: "application-code", body: closeBody(4000, ""), wantErr: &CloseError{Code: 4000}, echo: closeBody(4000, "")},
+		// Codes that must never be sent are a protocol error, answered
+		// with 1002 rather than echoed (RFC 6455 §7.4.1).
+		{name: "reserved-1005", body: closeBody(1005, ""), want: errInvalidClose, echo: closeBody(closeProtocolError, "")},
+		{name: "reserved-1006", body: closeBody(1006, ""), want: errInvalidClose, echo: closeBody(closeProtocolError, "")},
+		{name: "reserved-1015", body: closeBody(1015, ""), want: errInvalidClose, echo: closeBody(closeProtocolError, "")},
+		{name: "unassigned-999", body: closeBody(999, ""), want: errInvalidClose, echo: closeBody(closeProtocolError, "")},
+		{name: "unassigned-2000", body: closeBody(2000, ""), want: errInvalidClose, echo: closeBody(closeProtocolError, "")},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c, raw := serverWS(t)
@@ -278,6 +290,10 @@ func TestWSConnCloseStatus(t *testing.T) {
 				var ce *CloseError
 				if !errors.As(err, &ce) || *ce != *tc.wantErr {
 					t.Fatalf("Read = %v, want %v", err, tc.wantErr)
+				}
+			} else if tc.want == errInvalidClose {
+				if !errors.Is(err, ErrWebSocketProtocol) {
+					t.Fatalf("Read = %v, want ErrWebSocketProtocol", err)
 				}
 			} else if err != tc.want {
 				t.Fatalf("Read = %v, want %v", err, tc.want)
