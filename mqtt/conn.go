@@ -157,9 +157,12 @@ func (c *Client) writeLoop(cn *conn) {
 				wrote = false
 				continue
 			}
-			if cn.pingOut.Load() {
+			if cn.pingOut.Load() && !cn.stalled.Load() {
 				continue // the ping timer decides
 			}
+			// When the reader is stalled (handlers are behind) the
+			// PINGRESP may sit unread: ping again anyway, so the broker
+			// keeps hearing from us within its keep-alive.
 			c.mu.Lock()
 			if c.liveLocked(cn) {
 				bp := c.bufLocked(cn)

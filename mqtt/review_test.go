@@ -482,3 +482,39 @@ func TestIncomingQoS2AcrossReconnect(t *testing.T) {
 		})
 	}
 }
+
+// TestPingsWhileHandlersStalled checks that keep-alive goes on while the
+// reader is stopped by a full handler queue: the PINGRESP cannot be read,
+// yet the client keeps sending PINGREQs (otherwise the broker drops it
+// after 1.5 keep-alive periods) and does not declare the connection dead.
+func TestPingsWhileHandlersStalled(t *testing.T) {
+	fb := newFakeBroker(t)
+	release := make(chan struct{})
+	defer close(release)
+	var states stateLog
+	_, fc := fakeClient(t, fb, mqtt.Config{
+		KeepAlive:     time.Second,
+		PingTimeout:   200 * time.Millisecond,
+		HandlerQueue:  1,
+		OnMessage:     func(*mqtt.Message) { <-release },
+		OnStateChange: states.record,
+	})
+	// One message in the handler, one queued, one holding the reader.
+	for range 3 {
+		fc.send(&packet.Publish{Topic: []byte("stall")})
+	}
+	for i := range 2 {
+		_ = fc.c.SetReadDeadline(time.Now().Add(testTimeout))
+		f, err := fc.r.Next()
+		if err != nil {
+			t.Fatalf("after %d PINGREQs: %v", i, err)
+		}
+		if f.Type() != packet.TypePingreq {
+			t.Fatalf("got %s, want PINGREQ", f.Type())
+		}
+		fc.send(&packet.Pingresp{}) // not read by the stalled client
+	}
+	if n := states.count(mqtt.StateReconnecting); n != 0 {
+		t.Fatalf("reconnected %d times while stalled", n)
+	}
+}
