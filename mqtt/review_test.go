@@ -518,3 +518,42 @@ func TestPingsWhileHandlersStalled(t *testing.T) {
 		t.Fatalf("reconnected %d times while stalled", n)
 	}
 }
+
+// TestConnectFromStateCallback checks that with automatic reconnection off
+// OnStateChange may reconnect by calling Connect when it sees
+// StateDisconnected (a nested state report used to deadlock).
+func TestConnectFromStateCallback(t *testing.T) {
+	fb := newFakeBroker(t)
+	var client atomic.Pointer[mqtt.Client]
+	reconnected := make(chan error, 1)
+	var once atomic.Bool
+	var states stateLog
+	c, fc := fakeClient(t, fb, mqtt.Config{
+		Reconnect: mqtt.Backoff{Disabled: true},
+		OnStateChange: func(from, to mqtt.State, err error) {
+			states.record(from, to, err)
+			if to == mqtt.StateDisconnected && once.CompareAndSwap(false, true) {
+				_, err := client.Load().Connect(ctxT(t))
+				reconnected <- err
+			}
+		},
+	})
+	client.Store(c)
+	fc.c.Close()
+	fb.accept(t)
+	select {
+	case err := <-reconnected:
+		if err != nil {
+			t.Fatalf("Connect from OnStateChange: %v", err)
+		}
+	case <-time.After(testTimeout):
+		t.Fatal("Connect from OnStateChange never returned")
+	}
+	deadline := time.Now().Add(testTimeout)
+	for c.State() != mqtt.StateConnected || states.last() != mqtt.StateConnected {
+		if time.Now().After(deadline) {
+			t.Fatalf("state %v, last reported %v", c.State(), states.last())
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
