@@ -565,7 +565,8 @@ const closeGrace = 250 * time.Millisecond
 // ErrClosed.
 //
 // Close waits, within ctx, for handlers to finish the messages already
-// queued; a handler may call Close, which then does not wait for it.
+// queued. A handler may call Close, which then does not wait for that
+// handler, nor for acknowledgements stuck behind a full handler queue.
 //
 // Close may be called from Config.OnStateChange. Called from the report of
 // a lost connection (or one that runs concurrently with it), it does not
@@ -582,12 +583,21 @@ func (c *Client) Close(ctx context.Context) error {
 	// Called from OnStateChange on the run goroutine of a connection that
 	// is already torn down: that goroutine ends when the callback returns.
 	fromRun := c.inRunCallback.Load()
+	fromHandler := c.deliverGoroutine.Load() == goroutineID()
 
 	var result error
 	tick := time.NewTicker(5 * time.Millisecond)
 	for len(c.sem) > 0 {
-		st := c.State()
+		c.mu.Lock()
+		st, cn := c.state, c.cur
+		stalled := cn != nil && cn.stalled.Load()
+		c.mu.Unlock()
 		if st != StateConnected && st != StateReconnecting {
+			break
+		}
+		if fromHandler && stalled {
+			// The acknowledgements sit unread behind messages that wait
+			// for the handler calling us: they cannot arrive.
 			break
 		}
 		select {
@@ -650,7 +660,7 @@ func (c *Client) Close(ctx context.Context) error {
 	for _, f := range fail {
 		f(ErrClosed)
 	}
-	if c.deliverDone != nil && c.deliverGoroutine.Load() != goroutineID() {
+	if c.deliverDone != nil && !fromHandler {
 		// A handler calling Close is not waited for: the delivery
 		// goroutine ends once it returned and the queue is drained.
 		select {

@@ -557,3 +557,54 @@ func TestConnectFromStateCallback(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// TestCloseFromHandlerWithStalledReader checks that a handler may call Close
+// while publishes await acknowledgements that the reader cannot read, being
+// stopped by the full handler queue that this very handler should drain:
+// Close stops waiting for them instead of waiting for ever.
+func TestCloseFromHandlerWithStalledReader(t *testing.T) {
+	fb := newFakeBroker(t)
+	var client atomic.Pointer[mqtt.Client]
+	published := make(chan struct{})
+	proceed := make(chan struct{})
+	closed := make(chan error, 1)
+	res := newResultLog()
+	var first atomic.Bool
+	c, fc := fakeClient(t, fb, mqtt.Config{
+		HandlerQueue: 1,
+		OnMessage: func(*mqtt.Message) {
+			if !first.CompareAndSwap(false, true) {
+				return
+			}
+			c := client.Load()
+			if err := c.PublishAsync(context.Background(), &mqtt.Message{Topic: "out", QoS: packet.QoS1}, res.done); err != nil {
+				closed <- err
+				return
+			}
+			close(published)
+			<-proceed
+			closed <- c.Close(context.Background())
+		},
+	})
+	client.Store(c)
+	fc.send(&packet.Publish{Topic: []byte("in")})
+	<-published
+	out := fc.publish()
+	// One message queued, one holding the reader, then the PUBACK behind them.
+	fc.send(&packet.Publish{Topic: []byte("in")})
+	fc.send(&packet.Publish{Topic: []byte("in")})
+	fc.send(&packet.Puback{ID: out.ID})
+	close(proceed)
+	select {
+	case err := <-closed:
+		if err != nil {
+			t.Fatalf("Close from the handler = %v", err)
+		}
+	case <-time.After(testTimeout):
+		t.Fatal("Close from a handler, with the reader stalled, never returned")
+	}
+	// The PUBACK may still be read once Close released the reader.
+	if errs := res.wait(t, 1); errs[0] != nil && !errors.Is(errs[0], mqtt.ErrClosed) {
+		t.Fatalf("publish completed with %v", errs[0])
+	}
+}
