@@ -18,6 +18,9 @@ import (
 // retained after Publish returns. Steady-state publishing makes no
 // allocations.
 func (c *Client) Publish(ctx context.Context, m *Message) error {
+	if m == nil {
+		return errNilMessage
+	}
 	if m.QoS == packet.QoS0 {
 		return c.publish0(ctx, m)
 	}
@@ -48,6 +51,9 @@ func (c *Client) Publish(ctx context.Context, m *Message) error {
 // retained after PublishAsync returns. It lets one goroutine keep the whole
 // window busy.
 func (c *Client) PublishAsync(ctx context.Context, m *Message, done func(error)) error {
+	if m == nil {
+		return errNilMessage
+	}
 	if m.QoS == packet.QoS0 {
 		err := c.publish0(ctx, m)
 		if err == nil && done != nil {
@@ -179,6 +185,8 @@ func (c *Client) publishQ(ctx context.Context, m *Message, done func(error)) err
 	c.mu.Unlock()
 	return nil
 }
+
+var errNilMessage = invalid("publish: nil message", nil)
 
 // waiter turns the done callback of a pending publish into a channel
 // receive for the blocking Publish. Waiters are pooled with their channel

@@ -608,3 +608,30 @@ func TestCloseFromHandlerWithStalledReader(t *testing.T) {
 		t.Fatalf("publish completed with %v", errs[0])
 	}
 }
+
+// TestInvalidInputNoPanic checks that bad arguments give ErrInvalidMessage
+// rather than a panic: a nil message, an over-long topic, an over-long
+// filter.
+func TestInvalidInputNoPanic(t *testing.T) {
+	fb := newFakeBroker(t)
+	c, _ := fakeClient(t, fb, mqtt.Config{})
+	ctx := ctxT(t)
+	long := strings.Repeat("x", 70000)
+	for name, err := range map[string]error{
+		"Publish(nil)":      c.Publish(ctx, nil),
+		"PublishAsync(nil)": c.PublishAsync(ctx, nil, nil),
+		"long topic QoS 0":  c.Publish(ctx, &mqtt.Message{Topic: long}),
+		"long topic QoS 1":  c.PublishAsync(ctx, &mqtt.Message{Topic: long, QoS: packet.QoS1}, nil),
+		"long filter":       c.Unsubscribe(ctx, long),
+	} {
+		if !errors.Is(err, mqtt.ErrInvalidMessage) {
+			t.Errorf("%s = %v, want ErrInvalidMessage", name, err)
+		}
+	}
+	if _, err := c.Subscribe(ctx, mqtt.Subscription{Filter: long}); !errors.Is(err, mqtt.ErrInvalidMessage) {
+		t.Errorf("Subscribe long filter = %v, want ErrInvalidMessage", err)
+	}
+	if c.InFlight() != 0 {
+		t.Fatalf("rejected publishes hold %d window slots", c.InFlight())
+	}
+}
