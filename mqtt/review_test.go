@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/hubwire/hubwire/mqtt"
 	"github.com/hubwire/hubwire/packet"
 )
@@ -633,5 +634,54 @@ func TestInvalidInputNoPanic(t *testing.T) {
 	}
 	if c.InFlight() != 0 {
 		t.Fatalf("rejected publishes hold %d window slots", c.InFlight())
+	}
+}
+
+// TestStoreFollowsAcks checks what the Store holds through a QoS 1 and a
+// QoS 2 exchange: the PUBLISH until its PUBACK; the PUBLISH until PUBREC,
+// then only the PUBREL (in the PUBLISH's place) until PUBCOMP.
+func TestStoreFollowsAcks(t *testing.T) {
+	fb := newFakeBroker(t)
+	store := mqtt.NewMemoryStore()
+	c, fc := fakeClient(t, fb, mqtt.Config{Store: store})
+	ctx := ctxT(t)
+	res := newResultLog()
+	for _, q := range []packet.QoS{packet.QoS2, packet.QoS1} {
+		if err := c.PublishAsync(ctx, &mqtt.Message{Topic: "s", QoS: q}, res.done); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p2, p1 := fc.publish(), fc.publish()
+	type entry struct {
+		ID   packet.ID
+		Type packet.Type
+	}
+	contents := func() []entry {
+		var out []entry
+		_ = store.Range(func(id packet.ID, pkt []byte) bool {
+			out = append(out, entry{id, packet.Type(pkt[0] >> 4)})
+			return true
+		})
+		return out
+	}
+	if d := cmp.Diff([]entry{{p2.ID, packet.TypePublish}, {p1.ID, packet.TypePublish}}, contents()); d != "" {
+		t.Fatalf("store before acks (-want +got):\n%s", d)
+	}
+	fc.send(&packet.Pubrec{ID: p2.ID})
+	if rel, ok := fc.next().(*packet.Pubrel); !ok || rel.ID != p2.ID {
+		t.Fatal("want PUBREL")
+	}
+	if d := cmp.Diff([]entry{{p2.ID, packet.TypePubrel}, {p1.ID, packet.TypePublish}}, contents()); d != "" {
+		t.Fatalf("store after PUBREC (-want +got):\n%s", d)
+	}
+	fc.send(&packet.Puback{ID: p1.ID})
+	fc.send(&packet.Pubcomp{ID: p2.ID})
+	for _, err := range res.wait(t, 2) {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := store.Len(); n != 0 {
+		t.Fatalf("store holds %d packets after PUBACK and PUBCOMP", n)
 	}
 }
