@@ -491,10 +491,18 @@ func (c *Client) run(cn *conn, runDone chan struct{}) {
 			t.Stop()
 			return
 		}
+		if c.ctx.Err() != nil {
+			return // closed while the timer fired: select chose at random
+		}
 		ncn, sp, err := c.handshake(c.ctx)
 		if err != nil {
-			c.log.Info("mqtt: reconnect failed", "attempt", attempt+1, "err", err)
 			c.mu.Lock()
+			if c.closed {
+				// Close aborted the attempt; the state is Close's.
+				c.mu.Unlock()
+				return
+			}
+			c.log.Info("mqtt: reconnect failed", "attempt", attempt+1, "err", err)
 			notify := c.setStateLocked(StateReconnecting, err)
 			c.mu.Unlock()
 			c.notifyFromRun(notify)
