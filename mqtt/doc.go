@@ -39,7 +39,8 @@
 // broker keeps the connection), and the client suspends its own PINGRESP
 // deadline, since the answer may be sitting unread in the socket. For the
 // same reason a handler must not block on a QoS 1 or 2 Publish: use
-// PublishAsync there.
+// PublishAsync there, with a context that ends (a full in-flight window
+// frees slots only as acknowledgements are read).
 //
 // By default the PUBACK (QoS 1) or PUBREC (QoS 2) of a received message is
 // sent once it is queued for its handler; Config.AckAfterHandler sends it

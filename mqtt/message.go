@@ -54,7 +54,9 @@ func (m *Message) Clone() *Message {
 // QoS 1 or 2 Publish, Subscribe, Unsubscribe) without a short context: when
 // the handler queue is full the reader stops reading, and the awaited
 // acknowledgement would sit unread behind the queued messages. Use
-// PublishAsync from handlers. A handler may call Close.
+// PublishAsync from handlers, with a context that ends or with
+// Config.FailWhenFull: for the same reason a full in-flight window may not
+// free a slot until the handler returns. A handler may call Close.
 type Handler func(m *Message)
 
 // Subscription is one topic filter of a Subscribe call.
