@@ -259,7 +259,7 @@ func (c *Client) readLoop(cn *conn) error {
 		switch t := f.Type(); t {
 		case packet.TypePublish:
 			if err := pub.Decode(f); err != nil {
-				return err
+				return protocolError(err)
 			}
 			if string(pub.Topic) != lastTopc {
 				lastTopc = string(pub.Topic)
@@ -276,7 +276,7 @@ func (c *Client) readLoop(cn *conn) error {
 			c.onAck(cn, t, id)
 		case packet.TypeSuback:
 			if err := suback.Decode(f); err != nil {
-				return err
+				return protocolError(err)
 			}
 			c.onSuback(suback.ID, suback.ReturnCodes)
 		case packet.TypePingresp:
@@ -285,6 +285,12 @@ func (c *Client) readLoop(cn *conn) error {
 			return &wrapped{msg: "mqtt: unexpected " + t.String() + " from broker", err: ErrProtocol}
 		}
 	}
+}
+
+// protocolError wraps a decoding error of a packet from the broker so that
+// it matches both ErrProtocol and the decoder's error.
+func protocolError(err error) error {
+	return &wrapped{msg: "mqtt: from broker: " + err.Error(), err: ErrProtocol, cause: err}
 }
 
 // onAck handles PUBACK, PUBREC, PUBREL, PUBCOMP and UNSUBACK.

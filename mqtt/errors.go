@@ -34,7 +34,8 @@ var (
 	// a PINGREQ within Config.PingTimeout.
 	ErrPingTimeout = errors.New("mqtt: no PINGRESP within ping timeout")
 	// ErrProtocol is wrapped by errors about packets the broker should not
-	// have sent (an unexpected type, an unknown packet id in a SUBACK).
+	// have sent: an unexpected type, or one that does not decode (those
+	// errors also match the packet package's error).
 	ErrProtocol = errors.New("mqtt: protocol violation by broker")
 )
 

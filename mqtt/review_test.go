@@ -686,3 +686,37 @@ func TestStoreFollowsAcks(t *testing.T) {
 		t.Fatalf("store holds %d packets after PUBACK and PUBCOMP", n)
 	}
 }
+
+// TestMalformedFromBrokerIsProtocolError checks that a malformed packet
+// from the broker drops the connection with an error matching ErrProtocol
+// (and the decoder's detail).
+func TestMalformedFromBrokerIsProtocolError(t *testing.T) {
+	for name, raw := range map[string][]byte{
+		"PUBLISH with packet id 0": {0x32, 5, 0, 1, 't', 0, 0},
+		"SUBACK without codes":     {0x90, 2, 0, 1},
+		"PUBACK too long":          {0x40, 3, 0, 1, 0},
+	} {
+		t.Run(name, func(t *testing.T) {
+			fb := newFakeBroker(t)
+			causes := make(chan error, 4)
+			_, fc := fakeClient(t, fb, mqtt.Config{
+				OnStateChange: func(_, to mqtt.State, err error) {
+					if to == mqtt.StateReconnecting {
+						causes <- err
+					}
+				},
+			})
+			if _, err := fc.c.Write(raw); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case err := <-causes:
+				if !errors.Is(err, mqtt.ErrProtocol) {
+					t.Fatalf("connection dropped with %v, want ErrProtocol", err)
+				}
+			case <-time.After(testTimeout):
+				t.Fatal("malformed packet did not drop the connection")
+			}
+		})
+	}
+}
