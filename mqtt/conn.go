@@ -417,7 +417,7 @@ func (c *Client) onPublish(cn *conn, p *packet.Publish, topic string) {
 
 // rxQoS2 is an incoming QoS 2 message between its PUBLISH and its PUBREL.
 type rxQoS2 struct {
-	from *conn // the connection it was delivered from
+	from *conn // the connection it was delivered from; nil once acknowledged
 	owe  *conn // the connection owed its PUBREC; nil once the PUBREC was queued
 }
 
@@ -435,7 +435,7 @@ func (c *Client) pubrecLocked(id packet.ID, from *conn) {
 		c.appendAckLocked(e.owe, packet.TypePubrec, id)
 	}
 	// When the connection is gone the broker re-sends the PUBLISH after
-	// resuming the session and is answered then.
-	e.owe = nil
-	c.rx2[id] = e
+	// resuming the session and is answered then. Keep no connection
+	// alive for an entry that may outlive it until the PUBREL.
+	c.rx2[id] = rxQoS2{}
 }
