@@ -380,6 +380,7 @@ func (c *Client) install(cn *conn, sessionPresent bool) error {
 		return ErrClosed
 	}
 	c.cur = cn
+	cn.since = time.Now()
 	if !sessionPresent {
 		clear(c.rx2)
 		c.resubscribeLocked(cn)
@@ -483,8 +484,17 @@ func (c *Client) run(cn *conn, runDone chan struct{}) {
 	if !c.teardown(cn, err) {
 		return
 	}
-	for attempt := 0; ; attempt++ {
-		t := time.NewTimer(c.cfg.Reconnect.delay(attempt))
+	// A connection that did not last as long as the longest backoff does
+	// not reset it: a broker that accepts and drops us at once (another
+	// client with our id, throttling) must not be hammered.
+	attempt := 0
+	if time.Since(cn.since) < c.cfg.Reconnect.Max {
+		attempt = cn.attempts
+	}
+	for ; ; attempt++ {
+		delay := c.cfg.Reconnect.delay(attempt)
+		c.log.Debug("mqtt: reconnecting", "attempt", attempt+1, "delay", delay)
+		t := time.NewTimer(delay)
 		select {
 		case <-t.C:
 		case <-c.closeCh:
@@ -508,6 +518,7 @@ func (c *Client) run(cn *conn, runDone chan struct{}) {
 			c.notifyFromRun(notify)
 			continue
 		}
+		ncn.attempts = attempt + 1
 		if err := c.install(ncn, sp); err != nil {
 			ncn.nc.Close()
 		}

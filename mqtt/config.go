@@ -123,6 +123,9 @@ type Config struct {
 
 // Backoff is an exponential backoff with full jitter: before attempt n
 // (from 0) the client waits a uniformly random time in [0, min(Max, Min·2ⁿ)].
+// A connection that is lost within Max of being established does not reset
+// n, so a broker that accepts and at once drops the client is retried ever
+// more slowly.
 type Backoff struct {
 	// Disabled turns automatic reconnection off: a lost connection moves
 	// the client to StateDisconnected and Connect must be called again.

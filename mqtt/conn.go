@@ -22,6 +22,9 @@ type conn struct {
 	r    *packet.Reader
 	idle *readIdler // nil when nc has no file descriptor
 
+	since    time.Time // when it was installed
+	attempts int       // reconnection attempts it took to open it (0 for Connect)
+
 	// Guarded by Client.mu.
 	wbuf    *[]byte // pending output; nil when there is none
 	closing bool    // DISCONNECT queued: the writer closes nc once wbuf is written

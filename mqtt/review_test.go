@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"runtime"
 	"strings"
@@ -718,5 +719,55 @@ func TestMalformedFromBrokerIsProtocolError(t *testing.T) {
 				t.Fatal("malformed packet did not drop the connection")
 			}
 		})
+	}
+}
+
+// attemptLog records the attempt numbers of the client's "mqtt:
+// reconnecting" debug records.
+type attemptLog struct {
+	ch chan int64
+}
+
+func (l *attemptLog) Enabled(context.Context, slog.Level) bool { return true }
+func (l *attemptLog) WithAttrs([]slog.Attr) slog.Handler       { return l }
+func (l *attemptLog) WithGroup(string) slog.Handler            { return l }
+func (l *attemptLog) Handle(_ context.Context, r slog.Record) error {
+	if r.Message != "mqtt: reconnecting" {
+		return nil
+	}
+	r.Attrs(func(a slog.Attr) bool {
+		if a.Key == "attempt" {
+			select {
+			case l.ch <- a.Value.Int64():
+			default:
+			}
+		}
+		return true
+	})
+	return nil
+}
+
+// TestBackoffNotResetByShortConnection checks that a broker that accepts
+// the connection and drops it at once (a duplicate client id, throttling)
+// does not reset the backoff: each reconnection counts as a further
+// attempt instead of starting again from the shortest wait.
+func TestBackoffNotResetByShortConnection(t *testing.T) {
+	fb := newFakeBroker(t)
+	log := &attemptLog{ch: make(chan int64, 16)}
+	_, fc := fakeClient(t, fb, mqtt.Config{
+		Logger:    slog.New(log),
+		Reconnect: mqtt.Backoff{Min: time.Millisecond, Max: time.Hour},
+	})
+	fc.c.Close()
+	for want := int64(1); want <= 4; want++ {
+		select {
+		case got := <-log.ch:
+			if got != want {
+				t.Fatalf("reconnection %d counted as attempt %d", want, got)
+			}
+		case <-time.After(testTimeout):
+			t.Fatalf("no reconnection %d", want)
+		}
+		fb.accept(t).c.Close() // accepted, then dropped at once
 	}
 }
