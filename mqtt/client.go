@@ -602,7 +602,8 @@ func (c *Client) Close(ctx context.Context) error {
 	// Called from OnStateChange on the run goroutine of a connection that
 	// is already torn down: that goroutine ends when the callback returns.
 	fromRun := c.inRunCallback.Load()
-	fromHandler := c.deliverGoroutine.Load() == goroutineID()
+	gid := goroutineID()
+	fromHandler := gid != 0 && c.deliverGoroutine.Load() == gid
 
 	var result error
 	tick := time.NewTicker(5 * time.Millisecond)
