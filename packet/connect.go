@@ -88,14 +88,14 @@ func (p *Connect) check() error {
 		if err := checkLen(t, "will payload", p.WillPayload); err != nil {
 			return err
 		}
-	} else if p.WillQoS != 0 || p.WillRetain || p.WillTopic != nil || p.WillPayload != nil {
+	} else if p.WillQoS != 0 || p.WillRetain || len(p.WillTopic) > 0 || len(p.WillPayload) > 0 {
 		return encodeErr(t, "will fields without will flag", "MQTT-3.1.2-11", ErrProtocol)
 	}
 	if p.UsernameFlag {
 		if err := checkEncString(t, "user name", p.Username); err != nil {
 			return err
 		}
-	} else if p.Username != nil {
+	} else if len(p.Username) > 0 {
 		return encodeErr(t, "user name without user name flag", "MQTT-3.1.2-18", ErrProtocol)
 	}
 	if p.PasswordFlag {
@@ -105,7 +105,7 @@ func (p *Connect) check() error {
 		if err := checkLen(t, "password", p.Password); err != nil {
 			return err
 		}
-	} else if p.Password != nil {
+	} else if len(p.Password) > 0 {
 		return encodeErr(t, "password without password flag", "MQTT-3.1.2-20", ErrProtocol)
 	}
 	return checkRemaining(t, p.remaining())
