@@ -238,3 +238,17 @@ func TestPublishValidate(t *testing.T) {
 		t.Errorf("Validate without packet id = %v", err)
 	}
 }
+
+// TestConnectEmptyFieldsWithoutFlags: an empty (non-nil) will topic, user
+// name or password with its flag clear is absent, not an error.
+func TestConnectEmptyFieldsWithoutFlags(t *testing.T) {
+	p := &Connect{CleanSession: true, WillTopic: []byte{}, WillPayload: []byte{}, Username: []byte{}, Password: []byte{}}
+	b, err := p.AppendBinary(nil)
+	if err != nil {
+		t.Fatalf("AppendBinary: %v", err)
+	}
+	var q Connect
+	if err := q.Decode(b); err != nil || q.WillFlag || q.UsernameFlag || q.PasswordFlag || len(b) != p.Size() {
+		t.Fatalf("Decode = %+v, %v", q, err)
+	}
+}
