@@ -320,6 +320,19 @@ func (r *reader) string(field string) ([]byte, error) {
 	return v, nil
 }
 
+// filter reads a length-prefixed topic filter of a SUBSCRIBE or
+// UNSUBSCRIBE and checks it, as a view.
+func (r *reader) filter() ([]byte, error) {
+	f, err := r.bytes("topic filter")
+	if err != nil {
+		return nil, err
+	}
+	if rule, m := checkTopicFilter(f); rule != "" {
+		return nil, classErr(r.t, "topic filter", rule, m)
+	}
+	return f, nil
+}
+
 func (r *reader) rest() []byte {
 	if r.off >= len(r.b) {
 		return nil
@@ -357,6 +370,18 @@ func checkEncString(t Type, field string, b []byte) error {
 	}
 	if r := checkString(b); r != "" {
 		return encodeErr(t, field, r, ErrMalformed)
+	}
+	return nil
+}
+
+// checkEncFilter checks a topic filter for encoding in a SUBSCRIBE or
+// UNSUBSCRIBE.
+func checkEncFilter(t Type, f []byte) error {
+	if err := checkLen(t, "topic filter", f); err != nil {
+		return err
+	}
+	if r, m := checkTopicFilter(f); r != "" {
+		return encodeErr(t, "topic filter", r, classOf(m))
 	}
 	return nil
 }

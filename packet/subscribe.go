@@ -45,11 +45,8 @@ func (p *Subscribe) AppendBinary(dst []byte) ([]byte, error) {
 	}
 	for i := range p.Filters {
 		s := &p.Filters[i]
-		if err := checkLen(t, "topic filter", s.Filter); err != nil {
+		if err := checkEncFilter(t, s.Filter); err != nil {
 			return dst, err
-		}
-		if r, m := checkTopicFilter(s.Filter); r != "" {
-			return dst, encodeErr(t, "topic filter", r, classOf(m))
 		}
 		if !s.QoS.Valid() {
 			return dst, encodeErr(t, "requested QoS", "MQTT-3.8.3-4", ErrMalformed)
@@ -92,12 +89,9 @@ func (p *Subscribe) Decode(frame []byte) error {
 		return protocolErr(t, "no topic filters", "MQTT-3.8.3-3")
 	}
 	for r.off < len(body) {
-		f, err := r.bytes("topic filter")
+		f, err := r.filter()
 		if err != nil {
 			return err
-		}
-		if rule, m := checkTopicFilter(f); rule != "" {
-			return classErr(t, "topic filter", rule, m)
 		}
 		q, err := r.u8("requested QoS")
 		if err != nil {

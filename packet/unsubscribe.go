@@ -35,11 +35,8 @@ func (p *Unsubscribe) AppendBinary(dst []byte) ([]byte, error) {
 		return dst, encodeErr(t, "no topic filters", "MQTT-3.10.3-2", ErrProtocol)
 	}
 	for _, f := range p.Filters {
-		if err := checkLen(t, "topic filter", f); err != nil {
+		if err := checkEncFilter(t, f); err != nil {
 			return dst, err
-		}
-		if r, m := checkTopicFilter(f); r != "" {
-			return dst, encodeErr(t, "topic filter", r, classOf(m))
 		}
 	}
 	rem := p.remaining()
@@ -76,12 +73,9 @@ func (p *Unsubscribe) Decode(frame []byte) error {
 		return protocolErr(t, "no topic filters", "MQTT-3.10.3-2")
 	}
 	for r.off < len(body) {
-		f, err := r.bytes("topic filter")
+		f, err := r.filter()
 		if err != nil {
 			return err
-		}
-		if rule, m := checkTopicFilter(f); rule != "" {
-			return classErr(t, "topic filter", rule, m)
 		}
 		p.Filters = append(p.Filters, f)
 	}
