@@ -4,6 +4,7 @@ package mqtt_test
 
 import (
 	"context"
+	"strconv"
 	"testing"
 
 	"github.com/hubwire/hubwire/mqtt"
@@ -20,7 +21,7 @@ func TestAllocs(t *testing.T) {
 	ctx := context.Background()
 	payload := make([]byte, 256)
 
-	m0 := &mqtt.Message{Topic: "alloc/0", Payload: payload}
+	m0 := &mqtt.Message{Topic: []byte("alloc/0"), Payload: payload}
 	if n := testing.AllocsPerRun(2000, func() {
 		if err := c.Publish(ctx, m0); err != nil {
 			t.Fatal(err)
@@ -29,13 +30,31 @@ func TestAllocs(t *testing.T) {
 		t.Errorf("QoS 0 Publish: %v allocs/op, want 0", n)
 	}
 
-	m1 := &mqtt.Message{Topic: "alloc/1", Payload: payload, QoS: packet.QoS1}
+	m1 := &mqtt.Message{Topic: []byte("alloc/1"), Payload: payload, QoS: packet.QoS1}
 	if n := testing.AllocsPerRun(500, func() {
 		if err := c.Publish(ctx, m1); err != nil {
 			t.Fatal(err)
 		}
 	}); n != 0 {
 		t.Errorf("QoS 1 Publish: %v allocs/op, want 0", n)
+	}
+
+	// A reused Message whose topic is rebuilt in a reused buffer for every
+	// publish (as the device client builds its topics), alternating between
+	// two topics so that the validation cache misses every time.
+	var topicBuf []byte
+	mr := &mqtt.Message{Payload: payload, QoS: packet.QoS1}
+	i := 0
+	if n := testing.AllocsPerRun(500, func() {
+		i++
+		topicBuf = append(topicBuf[:0], "devices/d/messages/events/"...)
+		topicBuf = strconv.AppendInt(topicBuf, int64(i%2), 10)
+		mr.Topic = topicBuf
+		if err := c.Publish(ctx, mr); err != nil {
+			t.Fatal(err)
+		}
+	}); n != 0 {
+		t.Errorf("QoS 1 Publish, reused Message, topic rebuilt per call: %v allocs/op, want 0", n)
 	}
 
 	acked := make(chan error, 64)

@@ -30,7 +30,7 @@ func BenchmarkPublish(b *testing.B) {
 	}
 	b.Run("qos0", func(b *testing.B) {
 		run(b, func(c *mqtt.Client, ctx context.Context) {
-			m := &mqtt.Message{Topic: "bench/0", Payload: payload}
+			m := &mqtt.Message{Topic: []byte("bench/0"), Payload: payload}
 			for b.Loop() {
 				if err := c.Publish(ctx, m); err != nil {
 					b.Fatal(err)
@@ -40,7 +40,7 @@ func BenchmarkPublish(b *testing.B) {
 	})
 	b.Run("qos1-async-window64", func(b *testing.B) {
 		run(b, func(c *mqtt.Client, ctx context.Context) {
-			m := &mqtt.Message{Topic: "bench/1", Payload: payload, QoS: packet.QoS1}
+			m := &mqtt.Message{Topic: []byte("bench/1"), Payload: payload, QoS: packet.QoS1}
 			for b.Loop() {
 				if err := c.PublishAsync(ctx, m, nil); err != nil {
 					b.Fatal(err)
@@ -50,7 +50,7 @@ func BenchmarkPublish(b *testing.B) {
 	})
 	b.Run("qos1-blocking", func(b *testing.B) {
 		run(b, func(c *mqtt.Client, ctx context.Context) {
-			m := &mqtt.Message{Topic: "bench/1", Payload: payload, QoS: packet.QoS1}
+			m := &mqtt.Message{Topic: []byte("bench/1"), Payload: payload, QoS: packet.QoS1}
 			for b.Loop() {
 				if err := c.Publish(ctx, m); err != nil {
 					b.Fatal(err)

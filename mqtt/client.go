@@ -40,7 +40,7 @@ type Client struct {
 	rx2         map[packet.ID]rxQoS2 // incoming QoS 2 messages between PUBLISH and PUBREL
 	subs        []route              // subscriptions to restore on a new session, in order
 	scratch     []byte               // encodes publishes while disconnected
-	validTopic  string               // the last topic name that passed validation
+	validTopic  []byte               // a copy of the last topic name that passed validation
 
 	routes atomic.Pointer[[]route] // snapshot of subs for the delivery goroutine
 
@@ -97,7 +97,7 @@ func NewClient(cfg Config) (*Client, error) {
 		return nil, invalid("empty client id requires CleanSession [MQTT-3.1.3-7]", nil)
 	}
 	if cfg.Will != nil {
-		if err := packet.ValidateTopicName(stringBytes(cfg.Will.Topic)); err != nil {
+		if err := packet.ValidateTopicName(cfg.Will.Topic); err != nil {
 			return nil, invalid("will topic", err)
 		}
 		if !cfg.Will.QoS.Valid() {
@@ -320,7 +320,7 @@ func (c *Client) connectOn(ctx context.Context, nc net.Conn) (*conn, bool, error
 	}
 	if w := c.cfg.Will; w != nil {
 		cp.WillFlag, cp.WillQoS, cp.WillRetain = true, w.QoS, w.Retain
-		cp.WillTopic, cp.WillPayload = []byte(w.Topic), w.Payload
+		cp.WillTopic, cp.WillPayload = w.Topic, w.Payload
 		if cp.WillPayload == nil {
 			cp.WillPayload = []byte{}
 		}

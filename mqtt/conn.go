@@ -238,9 +238,8 @@ func (c *Client) writeLoop(cn *conn) {
 // readLoop reads packets until the connection fails.
 func (c *Client) readLoop(cn *conn) error {
 	var (
-		pub      packet.Publish
-		suback   packet.Suback
-		lastTopc string // interned topic of the previous PUBLISH
+		pub    packet.Publish
+		suback packet.Suback
 	)
 	for {
 		if cn.freeSlots > 0 && (cn.r.Buffered() == 0 || cn.freeSlots >= cap(c.sem)/4) {
@@ -264,10 +263,7 @@ func (c *Client) readLoop(cn *conn) error {
 			if err := pub.Decode(f); err != nil {
 				return protocolError(err)
 			}
-			if string(pub.Topic) != lastTopc {
-				lastTopc = string(pub.Topic)
-			}
-			c.onPublish(cn, &pub, lastTopc)
+			c.onPublish(cn, &pub)
 		case packet.TypePuback, packet.TypePubrec, packet.TypePubcomp, packet.TypePubrel, packet.TypeUnsuback:
 			if len(f) != 4 || f[1] != 2 {
 				return &wrapped{msg: "mqtt: malformed " + t.String(), err: ErrProtocol}
@@ -359,13 +355,13 @@ func (c *Client) onAck(cn *conn, t packet.Type, id packet.ID) {
 }
 
 // onPublish handles an incoming PUBLISH whose fields alias the reader's
-// frame; topic is its interned topic string.
-func (c *Client) onPublish(cn *conn, p *packet.Publish, topic string) {
+// frame.
+func (c *Client) onPublish(cn *conn, p *packet.Publish) {
 	switch p.QoS {
 	case packet.QoS0:
-		c.deliver(cn, newIncoming(p, topic))
+		c.deliver(cn, newIncoming(p))
 	case packet.QoS1:
-		m := newIncoming(p, topic)
+		m := newIncoming(p)
 		if c.cfg.AckAfterHandler {
 			m.ackConn = cn
 			c.deliver(cn, m)
@@ -399,7 +395,7 @@ func (c *Client) onPublish(cn *conn, p *packet.Publish, topic string) {
 		}
 		c.rx2[id] = rxQoS2{from: cn, owe: cn}
 		c.mu.Unlock()
-		m := newIncoming(p, topic)
+		m := newIncoming(p)
 		if c.cfg.AckAfterHandler {
 			m.ackConn = cn
 		}

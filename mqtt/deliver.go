@@ -66,10 +66,9 @@ func (c *Client) deliverLoop() {
 func (c *Client) dispatch(m *Message) {
 	var h Handler
 	if rs := c.routes.Load(); rs != nil {
-		topic := stringBytes(m.Topic)
 		for i := range *rs {
 			r := &(*rs)[i]
-			if r.handler != nil && packet.MatchTopic(stringBytes(r.filter), topic) {
+			if r.handler != nil && packet.MatchTopic(stringBytes(r.filter), m.Topic) {
 				h = r.handler
 				break
 			}

@@ -81,7 +81,7 @@ func TestResendOnSessionResume(t *testing.T) {
 			fc.send(&packet.Suback{ID: sub.ID, ReturnCodes: []byte{1}})
 
 			for i, q := range []packet.QoS{packet.QoS1, packet.QoS2, packet.QoS1, packet.QoS2} {
-				if err := c.PublishAsync(ctx, &mqtt.Message{Topic: fmt.Sprintf("t/%d", i), QoS: q}, res.done); err != nil {
+				if err := c.PublishAsync(ctx, &mqtt.Message{Topic: []byte(fmt.Sprintf("t/%d", i)), QoS: q}, res.done); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -149,7 +149,7 @@ func TestPacketIDsUnique(t *testing.T) {
 	ctx := ctxT(t)
 	errc := make(chan error, 1)
 	go func() {
-		msg := &mqtt.Message{Topic: "ids", QoS: packet.QoS1}
+		msg := &mqtt.Message{Topic: []byte("ids"), QoS: packet.QoS1}
 		for range n {
 			if err := c.PublishAsync(ctx, msg, nil); err != nil {
 				errc <- err
@@ -196,7 +196,7 @@ func TestFailWhenFull(t *testing.T) {
 	fb := newFakeBroker(t)
 	c, fc := fakeClient(t, fb, mqtt.Config{InFlight: 2, FailWhenFull: true})
 	ctx := ctxT(t)
-	msg := &mqtt.Message{Topic: "full", QoS: packet.QoS1}
+	msg := &mqtt.Message{Topic: []byte("full"), QoS: packet.QoS1}
 	for range 2 {
 		if err := c.PublishAsync(ctx, msg, nil); err != nil {
 			t.Fatal(err)
@@ -324,7 +324,7 @@ func TestSlowHandler(t *testing.T) {
 	}
 	// Our own publish still completes: the reader reads its PUBACK.
 	done := make(chan error, 1)
-	go func() { done <- c.Publish(ctx, &mqtt.Message{Topic: "out", QoS: packet.QoS1}) }()
+	go func() { done <- c.Publish(ctx, &mqtt.Message{Topic: []byte("out"), QoS: packet.QoS1}) }()
 	p := fc.publish()
 	fc.send(&packet.Puback{ID: p.ID})
 	if err := <-done; err != nil {
@@ -366,12 +366,12 @@ func TestReconnectDisabled(t *testing.T) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	if err := c.Publish(ctxT(t), &mqtt.Message{Topic: "x"}); !errors.Is(err, mqtt.ErrNotConnected) {
+	if err := c.Publish(ctxT(t), &mqtt.Message{Topic: []byte("x")}); !errors.Is(err, mqtt.ErrNotConnected) {
 		t.Fatalf("QoS 0 publish while disconnected = %v", err)
 	}
 	// QoS 1 is stored and sent once Connect is called again.
 	res := newResultLog()
-	if err := c.PublishAsync(ctxT(t), &mqtt.Message{Topic: "kept", QoS: packet.QoS1}, res.done); err != nil {
+	if err := c.PublishAsync(ctxT(t), &mqtt.Message{Topic: []byte("kept"), QoS: packet.QoS1}, res.done); err != nil {
 		t.Fatal(err)
 	}
 	go func() { _, _ = c.Connect(ctxT(t)) }()
@@ -390,7 +390,7 @@ func TestCloseFailsUnacked(t *testing.T) {
 	fb := newFakeBroker(t)
 	c, fc := fakeClient(t, fb, mqtt.Config{})
 	res := newResultLog()
-	if err := c.PublishAsync(ctxT(t), &mqtt.Message{Topic: "never", QoS: packet.QoS1}, res.done); err != nil {
+	if err := c.PublishAsync(ctxT(t), &mqtt.Message{Topic: []byte("never"), QoS: packet.QoS1}, res.done); err != nil {
 		t.Fatal(err)
 	}
 	fc.publish()
@@ -418,10 +418,10 @@ func TestInvalidInput(t *testing.T) {
 	c, _ := fakeClient(t, fb, mqtt.Config{})
 	ctx := ctxT(t)
 	for _, m := range []*mqtt.Message{
-		{Topic: "a/+/b"},
-		{Topic: ""},
-		{Topic: "ok", QoS: 3},
-		{Topic: "wild/#", QoS: packet.QoS1},
+		{Topic: []byte("a/+/b")},
+		{Topic: []byte("")},
+		{Topic: []byte("ok"), QoS: 3},
+		{Topic: []byte("wild/#"), QoS: packet.QoS1},
 	} {
 		if err := c.Publish(ctx, m); !errors.Is(err, mqtt.ErrInvalidMessage) {
 			t.Errorf("Publish(%+v) = %v, want ErrInvalidMessage", m, err)
@@ -445,7 +445,7 @@ func TestStoreSurvivesClient(t *testing.T) {
 	c, fc := fakeClient(t, fb, mqtt.Config{ClientID: id, Store: store})
 	ctx := ctxT(t)
 	for i := range 3 {
-		if err := c.PublishAsync(ctx, &mqtt.Message{Topic: fmt.Sprintf("kept/%d", i), QoS: packet.QoS1}, nil); err != nil {
+		if err := c.PublishAsync(ctx, &mqtt.Message{Topic: []byte(fmt.Sprintf("kept/%d", i)), QoS: packet.QoS1}, nil); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -484,7 +484,7 @@ func TestWriteStallDetected(t *testing.T) {
 	var states stateLog
 	c, _ := fakeClient(t, fb, mqtt.Config{KeepAlive: time.Second, PingTimeout: 200 * time.Millisecond, OnStateChange: states.record})
 	ctx := ctxT(t)
-	big := &mqtt.Message{Topic: "stall", Payload: make([]byte, 64<<10)}
+	big := &mqtt.Message{Topic: []byte("stall"), Payload: make([]byte, 64<<10)}
 	go func() {
 		// Publish until the connection is declared dead.
 		for c.Publish(ctx, big) == nil {

@@ -33,7 +33,7 @@ func Example() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	if err := c.Publish(ctx, &mqtt.Message{Topic: "sensors/1/temp", Payload: []byte("21.5"), QoS: packet.QoS1}); err != nil {
+	if err := c.Publish(ctx, &mqtt.Message{Topic: []byte("sensors/1/temp"), Payload: []byte("21.5"), QoS: packet.QoS1}); err != nil {
 		log.Fatal(err)
 	}
 }
@@ -51,7 +51,7 @@ func ExampleClient_PublishAsync() {
 	}
 	acked := make(chan error, 1000)
 	done := func(err error) { acked <- err } // created once: no allocation per message
-	msg := &mqtt.Message{Topic: "telemetry", Payload: make([]byte, 256), QoS: packet.QoS1}
+	msg := &mqtt.Message{Topic: []byte("telemetry"), Payload: make([]byte, 256), QoS: packet.QoS1}
 	for range 1000 {
 		if err := c.PublishAsync(ctx, msg, done); err != nil {
 			log.Fatal(err)

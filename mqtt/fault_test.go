@@ -63,7 +63,7 @@ func publishAll(t *testing.T, ctx context.Context, c *mqtt.Client, topic string,
 		}
 	}
 	for i := range n {
-		if err := c.PublishAsync(ctx, &mqtt.Message{Topic: topic, Payload: []byte(strconv.Itoa(i)), QoS: packet.QoS1}, done); err != nil {
+		if err := c.PublishAsync(ctx, &mqtt.Message{Topic: []byte(topic), Payload: []byte(strconv.Itoa(i)), QoS: packet.QoS1}, done); err != nil {
 			t.Fatalf("publish %d: %v", i, err)
 		}
 		between(i)

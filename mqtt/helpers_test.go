@@ -76,7 +76,7 @@ type sink struct {
 func newSink(n int) *sink { return &sink{ch: make(chan received, n)} }
 
 func (s *sink) handle(m *mqtt.Message) {
-	s.ch <- received{Topic: m.Topic, Payload: string(m.Payload), QoS: m.QoS, Retain: m.Retain, Dup: m.Dup}
+	s.ch <- received{Topic: string(m.Topic), Payload: string(m.Payload), QoS: m.QoS, Retain: m.Retain, Dup: m.Dup}
 }
 
 func (s *sink) next(t *testing.T) received {

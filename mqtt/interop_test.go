@@ -28,7 +28,7 @@ func TestRoundTrip(t *testing.T) {
 	for q := packet.QoS0; q <= packet.QoS2; q++ {
 		t.Run(fmt.Sprintf("qos%d", q), func(t *testing.T) {
 			topic := fmt.Sprintf("rt/q%d", q)
-			if err := pub.Publish(ctx, &mqtt.Message{Topic: topic, Payload: []byte("hello"), QoS: q}); err != nil {
+			if err := pub.Publish(ctx, &mqtt.Message{Topic: []byte(topic), Payload: []byte("hello"), QoS: q}); err != nil {
 				t.Fatal(err)
 			}
 			r := s.next(t)
@@ -43,7 +43,7 @@ func TestRetained(t *testing.T) {
 	b := broker(t)
 	ctx := ctxT(t)
 	pub := newClient(t, b.Addr, mqtt.Config{})
-	if err := pub.Publish(ctx, &mqtt.Message{Topic: "ret/a", Payload: []byte("kept"), QoS: packet.QoS1, Retain: true}); err != nil {
+	if err := pub.Publish(ctx, &mqtt.Message{Topic: []byte("ret/a"), Payload: []byte("kept"), QoS: packet.QoS1, Retain: true}); err != nil {
 		t.Fatal(err)
 	}
 	s := newSink(4)
@@ -69,7 +69,7 @@ func TestWildcardRouting(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, topic := range []string{"w/a/temp", "w/b/hum", "w/temp"} {
-		if err := c.Publish(ctx, &mqtt.Message{Topic: topic, QoS: packet.QoS1}); err != nil {
+		if err := c.Publish(ctx, &mqtt.Message{Topic: []byte(topic), QoS: packet.QoS1}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -101,7 +101,7 @@ func TestUnsubscribe(t *testing.T) {
 	if err := c.Unsubscribe(ctx, "u/x"); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.Publish(ctx, &mqtt.Message{Topic: "u/x", QoS: packet.QoS1}); err != nil {
+	if err := c.Publish(ctx, &mqtt.Message{Topic: []byte("u/x"), QoS: packet.QoS1}); err != nil {
 		t.Fatal(err)
 	}
 	s.none(t, 200*time.Millisecond)
@@ -119,7 +119,7 @@ func TestWill(t *testing.T) {
 	var conns connRecorder
 	dying := newClient(t, b.Addr, mqtt.Config{
 		Dialer:    conns.dialer(b.Addr),
-		Will:      &mqtt.Message{Topic: "will/dying", Payload: []byte("gone"), QoS: packet.QoS1},
+		Will:      &mqtt.Message{Topic: []byte("will/dying"), Payload: []byte("gone"), QoS: packet.QoS1},
 		Reconnect: mqtt.Backoff{Disabled: true},
 	})
 	_ = dying
@@ -139,7 +139,7 @@ func TestCloseSendsDisconnectNoWill(t *testing.T) {
 		t.Fatal(err)
 	}
 	c, err := mqtt.NewClient(mqtt.Config{Dialer: tcpDialer(b.Addr), ClientID: clientID(t), CleanSession: true,
-		Will: &mqtt.Message{Topic: "will/x", Payload: []byte("gone")}})
+		Will: &mqtt.Message{Topic: []byte("will/x"), Payload: []byte("gone")}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -153,7 +153,7 @@ func TestCloseSendsDisconnectNoWill(t *testing.T) {
 		t.Fatalf("state after Close = %v", st)
 	}
 	s.none(t, 300*time.Millisecond)
-	if err := c.Publish(ctx, &mqtt.Message{Topic: "x"}); !errors.Is(err, mqtt.ErrClosed) {
+	if err := c.Publish(ctx, &mqtt.Message{Topic: []byte("x")}); !errors.Is(err, mqtt.ErrClosed) {
 		t.Fatalf("publish after close = %v, want ErrClosed", err)
 	}
 }
@@ -180,7 +180,7 @@ func TestPersistentSessionResume(t *testing.T) {
 
 	pub := newClient(t, b.Addr, mqtt.Config{})
 	for i := range 10 {
-		if err := pub.Publish(ctx, &mqtt.Message{Topic: "sess/a", Payload: []byte(strconv.Itoa(i)), QoS: packet.QoS1}); err != nil {
+		if err := pub.Publish(ctx, &mqtt.Message{Topic: []byte("sess/a"), Payload: []byte(strconv.Itoa(i)), QoS: packet.QoS1}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -242,7 +242,7 @@ func TestManyQoS1InOrder(t *testing.T) {
 		}
 	}
 	for i := range n {
-		if err := pub.PublishAsync(ctx, &mqtt.Message{Topic: "many", Payload: []byte(strconv.Itoa(i)), QoS: packet.QoS1}, done); err != nil {
+		if err := pub.PublishAsync(ctx, &mqtt.Message{Topic: []byte("many"), Payload: []byte(strconv.Itoa(i)), QoS: packet.QoS1}, done); err != nil {
 			t.Fatal(err)
 		}
 		if pub.InFlight() > 16 {
@@ -281,7 +281,7 @@ func TestQoS2ExactlyOnce(t *testing.T) {
 	// matches it for the order check.
 	pub := newClient(t, b.Addr, mqtt.Config{InFlight: 20})
 	for i := range n {
-		if err := pub.PublishAsync(ctx, &mqtt.Message{Topic: "eo", Payload: []byte(strconv.Itoa(i)), QoS: packet.QoS2}, nil); err != nil {
+		if err := pub.PublishAsync(ctx, &mqtt.Message{Topic: []byte("eo"), Payload: []byte(strconv.Itoa(i)), QoS: packet.QoS2}, nil); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -341,7 +341,7 @@ func TestTLSAndWebSocket(t *testing.T) {
 			if _, err := c.Subscribe(ctx, mqtt.Subscription{Filter: "sec/#", QoS: packet.QoS1, Handler: s.handle}); err != nil {
 				t.Fatal(err)
 			}
-			if err := c.Publish(ctx, &mqtt.Message{Topic: "sec/" + tc.name, Payload: []byte("over " + tc.name), QoS: packet.QoS1}); err != nil {
+			if err := c.Publish(ctx, &mqtt.Message{Topic: []byte("sec/" + tc.name), Payload: []byte("over " + tc.name), QoS: packet.QoS1}); err != nil {
 				t.Fatal(err)
 			}
 			if r := s.next(t); r.Payload != "over "+tc.name {

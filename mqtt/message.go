@@ -1,6 +1,7 @@
 package mqtt
 
 import (
+	"bytes"
 	"sync"
 
 	"github.com/hubwire/hubwire/packet"
@@ -12,11 +13,15 @@ import (
 // payload are encoded (and, for QoS 1 and 2, copied into the Store) before
 // the call returns, so the caller may reuse it at once.
 //
-// A received Message belongs to the client: it is valid only until its
-// handler returns. Use Clone to keep it.
+// A received Message belongs to the client: it, its Topic and its Payload
+// are valid only until its handler returns. Use Clone to keep it.
 type Message struct {
 	// Topic is the topic name; it may hold no wildcards [MQTT-3.3.2-2].
-	Topic string
+	// It is bytes, like Payload, so that a caller can build topics into a
+	// reused buffer (see package iothub's Append functions) and publish
+	// without allocating. On a received message it is a view into the
+	// client's buffer, valid until the handler returns.
+	Topic []byte
 	// Payload is the application message, any bytes (nil is empty).
 	Payload []byte
 	// QoS is the quality of service: 0, 1 or 2. A received message has
@@ -35,12 +40,12 @@ type Message struct {
 	// Set on received messages that are acknowledged after their handler
 	// (Config.AckAfterHandler): the connection they arrived on.
 	ackConn *conn
-	buf     []byte // owns Payload of received messages
+	buf     []byte // owns Topic and Payload of received messages
 }
 
 // Clone returns a copy of m that shares no memory with it. Allocates.
 func (m *Message) Clone() *Message {
-	return &Message{Topic: m.Topic, Payload: append([]byte(nil), m.Payload...), QoS: m.QoS, Retain: m.Retain, Dup: m.Dup, ID: m.ID}
+	return &Message{Topic: bytes.Clone(m.Topic), Payload: bytes.Clone(m.Payload), QoS: m.QoS, Retain: m.Retain, Dup: m.Dup, ID: m.ID}
 }
 
 // Handler processes a received message. It runs on the client's delivery
@@ -79,12 +84,13 @@ const maxPooledPayload = 64 << 10
 
 var messagePool = sync.Pool{New: func() any { return new(Message) }}
 
-// newIncoming copies p out of the reader's frame into a pooled Message.
-// topic is the interned string of p.Topic.
-func newIncoming(p *packet.Publish, topic string) *Message {
+// newIncoming copies p out of the reader's frame into a pooled Message: its
+// topic and payload share one buffer.
+func newIncoming(p *packet.Publish) *Message {
 	m := messagePool.Get().(*Message)
-	m.buf = append(m.buf[:0], p.Payload...)
-	*m = Message{Topic: topic, Payload: m.buf, QoS: p.QoS, Retain: p.Retain, Dup: p.Dup, ID: p.ID, buf: m.buf}
+	buf := append(append(m.buf[:0], p.Topic...), p.Payload...)
+	n := len(p.Topic)
+	*m = Message{Topic: buf[:n:n], Payload: buf[n:], QoS: p.QoS, Retain: p.Retain, Dup: p.Dup, ID: p.ID, buf: buf}
 	return m
 }
 

@@ -1,6 +1,7 @@
 package mqtt
 
 import (
+	"bytes"
 	"context"
 	"sync"
 
@@ -67,7 +68,7 @@ func (c *Client) PublishAsync(ctx context.Context, m *Message, done func(error))
 // publish0 encodes a QoS 0 publish straight into the connection's pending
 // buffer, waiting while the buffer is over Config.WriteBufferSize.
 func (c *Client) publish0(ctx context.Context, m *Message) error {
-	p := packet.Publish{Topic: stringBytes(m.Topic), Payload: m.Payload, Retain: m.Retain}
+	p := packet.Publish{Topic: m.Topic, Payload: m.Payload, Retain: m.Retain}
 	waited := false
 	c.mu.Lock()
 	for {
@@ -150,7 +151,7 @@ func (c *Client) publishQ(ctx context.Context, m *Message, done func(error)) err
 		<-c.sem
 		return errNoPacketID
 	}
-	p := packet.Publish{QoS: m.QoS, Retain: m.Retain, Topic: stringBytes(m.Topic), ID: id, Payload: m.Payload}
+	p := packet.Publish{QoS: m.QoS, Retain: m.Retain, Topic: m.Topic, ID: id, Payload: m.Payload}
 	var (
 		pkt   []byte
 		err   error
@@ -205,15 +206,16 @@ var waiterPool = sync.Pool{New: func() any {
 func (w *waiter) done(err error) { w.ch <- err }
 
 // checkTopicLocked validates a topic name [MQTT-4.7.3] (packet's encoder
-// trusts the topic's bytes). The last valid topic is remembered, so a
-// stream of publishes to one topic pays for one string comparison.
-func (c *Client) checkTopicLocked(topic string) error {
-	if topic == c.validTopic && topic != "" {
+// trusts the topic's bytes). A copy of the last valid topic is kept, so a
+// stream of publishes to one topic pays for one comparison, and the copy's
+// buffer is reused when the topic changes.
+func (c *Client) checkTopicLocked(topic []byte) error {
+	if len(topic) != 0 && bytes.Equal(topic, c.validTopic) {
 		return nil
 	}
-	if err := packet.ValidateTopicName(stringBytes(topic)); err != nil {
+	if err := packet.ValidateTopicName(topic); err != nil {
 		return invalid("publish: topic", err)
 	}
-	c.validTopic = topic
+	c.validTopic = append(c.validTopic[:0], topic...)
 	return nil
 }

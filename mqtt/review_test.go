@@ -91,7 +91,7 @@ func TestIncomingQoS2ResumeAckAfterHandler(t *testing.T) {
 	// One of our own QoS 2 publishes, to learn when the client has read
 	// the re-sent PUBLISH: its PUBREC is sent after it, and the client's
 	// PUBREL proves both were read.
-	if err := c.PublishAsync(ctxT(t), &mqtt.Message{Topic: "out", QoS: packet.QoS2}, nil); err != nil {
+	if err := c.PublishAsync(ctxT(t), &mqtt.Message{Topic: []byte("out"), QoS: packet.QoS2}, nil); err != nil {
 		t.Fatal(err)
 	}
 	out := fc2.publish()
@@ -314,7 +314,7 @@ func TestNoGoroutinesAfterClose(t *testing.T) {
 		s := newSink(4)
 		c, fc := fakeClient(t, fb, mqtt.Config{OnMessage: s.handle})
 		fc.autoAck()
-		if err := c.Publish(ctxT(t), &mqtt.Message{Topic: "g", QoS: packet.QoS1}); err != nil {
+		if err := c.Publish(ctxT(t), &mqtt.Message{Topic: []byte("g"), QoS: packet.QoS1}); err != nil {
 			t.Fatal(err)
 		}
 		fc.send(&packet.Publish{Topic: []byte("in")})
@@ -347,7 +347,7 @@ func TestNoGoroutinesAfterClose(t *testing.T) {
 	t.Run("unacknowledged", func(t *testing.T) {
 		fb := newFakeBroker(t)
 		c, fc := fakeClient(t, fb, mqtt.Config{})
-		if err := c.PublishAsync(ctxT(t), &mqtt.Message{Topic: "g", QoS: packet.QoS2}, nil); err != nil {
+		if err := c.PublishAsync(ctxT(t), &mqtt.Message{Topic: []byte("g"), QoS: packet.QoS2}, nil); err != nil {
 			t.Fatal(err)
 		}
 		fc.publish()
@@ -369,7 +369,7 @@ func TestPacketIDsExhausted(t *testing.T) {
 	c, fc := fakeClient(t, fb, mqtt.Config{InFlight: 65535, FailWhenFull: true})
 	go func() { _, _ = io.Copy(io.Discard, fc.c) }() // read, never acknowledge
 	ctx := ctxT(t)
-	m := &mqtt.Message{Topic: "ids", QoS: packet.QoS1}
+	m := &mqtt.Message{Topic: []byte("ids"), QoS: packet.QoS1}
 	for i := range 65535 {
 		if err := c.PublishAsync(ctx, m, nil); err != nil {
 			t.Fatalf("publish %d: %v", i, err)
@@ -429,9 +429,9 @@ func TestAfterClose(t *testing.T) {
 	}
 	calls := map[string]error{
 		"Close twice": c.Close(ctx),
-		"Publish 0":   c.Publish(ctx, &mqtt.Message{Topic: "x"}),
-		"Publish 1":   c.Publish(ctx, &mqtt.Message{Topic: "x", QoS: packet.QoS1}),
-		"Publish 2":   c.PublishAsync(ctx, &mqtt.Message{Topic: "x", QoS: packet.QoS2}, nil),
+		"Publish 0":   c.Publish(ctx, &mqtt.Message{Topic: []byte("x")}),
+		"Publish 1":   c.Publish(ctx, &mqtt.Message{Topic: []byte("x"), QoS: packet.QoS1}),
+		"Publish 2":   c.PublishAsync(ctx, &mqtt.Message{Topic: []byte("x"), QoS: packet.QoS2}, nil),
 		"Unsubscribe": c.Unsubscribe(ctx, "x"),
 	}
 	_, calls["Subscribe"] = c.Subscribe(ctx, mqtt.Subscription{Filter: "x"})
@@ -580,7 +580,7 @@ func TestCloseFromHandlerWithStalledReader(t *testing.T) {
 				return
 			}
 			c := client.Load()
-			if err := c.PublishAsync(context.Background(), &mqtt.Message{Topic: "out", QoS: packet.QoS1}, res.done); err != nil {
+			if err := c.PublishAsync(context.Background(), &mqtt.Message{Topic: []byte("out"), QoS: packet.QoS1}, res.done); err != nil {
 				closed <- err
 				return
 			}
@@ -623,8 +623,8 @@ func TestInvalidInputNoPanic(t *testing.T) {
 	for name, err := range map[string]error{
 		"Publish(nil)":      c.Publish(ctx, nil),
 		"PublishAsync(nil)": c.PublishAsync(ctx, nil, nil),
-		"long topic QoS 0":  c.Publish(ctx, &mqtt.Message{Topic: long}),
-		"long topic QoS 1":  c.PublishAsync(ctx, &mqtt.Message{Topic: long, QoS: packet.QoS1}, nil),
+		"long topic QoS 0":  c.Publish(ctx, &mqtt.Message{Topic: []byte(long)}),
+		"long topic QoS 1":  c.PublishAsync(ctx, &mqtt.Message{Topic: []byte(long), QoS: packet.QoS1}, nil),
 		"long filter":       c.Unsubscribe(ctx, long),
 	} {
 		if !errors.Is(err, mqtt.ErrInvalidMessage) {
@@ -649,7 +649,7 @@ func TestStoreFollowsAcks(t *testing.T) {
 	ctx := ctxT(t)
 	res := newResultLog()
 	for _, q := range []packet.QoS{packet.QoS2, packet.QoS1} {
-		if err := c.PublishAsync(ctx, &mqtt.Message{Topic: "s", QoS: q}, res.done); err != nil {
+		if err := c.PublishAsync(ctx, &mqtt.Message{Topic: []byte("s"), QoS: q}, res.done); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -71,13 +71,14 @@ func dialHubwire(ctx context.Context, addr, id string) (client, error) {
 }
 
 func (h *hubwireClient) publish0(ctx context.Context, topic string, payload []byte, n int) error {
-	m := &mqtt.Message{Topic: topic, Payload: payload}
+	m := &mqtt.Message{Topic: []byte(topic), Payload: payload}
 	for range n {
 		if err := h.c.Publish(ctx, m); err != nil {
 			return err
 		}
 	}
-	return h.c.Publish(ctx, &mqtt.Message{Topic: topic, Payload: payload, QoS: packet.QoS1})
+	m.QoS = packet.QoS1
+	return h.c.Publish(ctx, m)
 }
 
 func (h *hubwireClient) publish1(ctx context.Context, topic string, payload []byte, n, window int) error {
@@ -92,7 +93,7 @@ func (h *hubwireClient) publish1(ctx context.Context, topic string, payload []by
 			close(all)
 		}
 	}
-	m := &mqtt.Message{Topic: topic, Payload: payload, QoS: packet.QoS1}
+	m := &mqtt.Message{Topic: []byte(topic), Payload: payload, QoS: packet.QoS1}
 	for range n {
 		if err := h.c.PublishAsync(ctx, m, done); err != nil {
 			return err
