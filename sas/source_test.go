@@ -123,7 +123,9 @@ func TestRenewingSourceConcurrent(t *testing.T) {
 	var wg sync.WaitGroup
 	errs := make(chan error, 8)
 	for g := 0; g < 8; g++ {
-		wg.Go(func() {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
 			for i := 0; i < 200; i++ {
 				if g == 0 {
 					clock.Advance(time.Second)
@@ -138,7 +140,7 @@ func TestRenewingSourceConcurrent(t *testing.T) {
 					return
 				}
 			}
-		})
+		}()
 	}
 	wg.Wait()
 	close(errs)
