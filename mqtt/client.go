@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"net"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -136,19 +137,12 @@ func NewClient(cfg Config) (*Client, error) {
 func (c *Client) loadStore() error {
 	var bad error
 	err := c.store.Range(func(id packet.ID, pkt []byte) bool {
-		if len(pkt) == 0 {
-			return true
-		}
-		pe := &pending{kind: kindPublish}
-		switch packet.Type(pkt[0] >> 4) {
-		case packet.TypePublish:
-			pe.qos = packet.QoS(pkt[0]>>1) & 3
-		case packet.TypePubrel:
-			pe.qos, pe.released = packet.QoS2, true
-		default:
-			bad = invalid("store holds a packet that is neither PUBLISH nor PUBREL", nil)
+		st, err := packet.PeekStored(pkt)
+		if err != nil {
+			bad = invalid("store: packet "+strconv.Itoa(int(id)), err)
 			return false
 		}
+		pe := &pending{kind: kindPublish, qos: st.QoS, released: st.Type == packet.TypePubrel}
 		select {
 		case c.sem <- struct{}{}:
 			pe.slot = true
@@ -417,15 +411,18 @@ func (c *Client) resendLocked(cn *conn, sessionPresent bool) (completed []func(e
 		if pe == nil || pe.kind != kindPublish || len(pkt) == 0 {
 			return true
 		}
-		switch packet.Type(pkt[0] >> 4) {
+		st, err := packet.PeekStored(pkt)
+		if err != nil {
+			c.log.Error("mqtt: store: resend", "id", int(id), "err", err)
+			return true
+		}
+		switch st.Type {
 		case packet.TypePublish:
 			start := len(*bp)
 			*bp = append(*bp, pkt...)
-			if sessionPresent {
-				(*bp)[start] |= 0x08 // DUP [MQTT-3.3.1-1]
-			} else {
-				(*bp)[start] &^= 0x08
-			}
+			// DUP on a resumed session [MQTT-3.3.1-1]; cannot fail on a
+			// QoS 1 or 2 PUBLISH.
+			_ = packet.SetDup((*bp)[start:], sessionPresent)
 		case packet.TypePubrel:
 			if sessionPresent {
 				*bp = append(*bp, pkt...)
@@ -634,8 +631,8 @@ func (c *Client) Close(ctx context.Context) error {
 	c.closed = true
 	cn, runDone := c.cur, c.runDone
 	if cn != nil {
-		bp := c.bufLocked(cn)
-		*bp = append(*bp, byte(packet.TypeDisconnect)<<4, 0)
+		bp := c.reserveLocked(cn, 2)
+		*bp, _ = (&packet.Disconnect{}).AppendBinary(*bp) // never fails
 		cn.closing = true
 	}
 	c.mu.Unlock()

@@ -1,6 +1,7 @@
 package mqtt
 
 import (
+	"errors"
 	"net"
 	"sync/atomic"
 	"time"
@@ -98,14 +99,51 @@ func (c *Client) reserveLocked(cn *conn, n int) *[]byte {
 	return bp
 }
 
-// appendAckLocked queues a two-byte-body acknowledgement of type t.
+// appendAckLocked queues a two-byte-body acknowledgement of type t
+// (PUBACK, PUBREC, PUBREL or PUBCOMP) for id, encoded by package packet.
 func (c *Client) appendAckLocked(cn *conn, t packet.Type, id packet.ID) {
 	bp := c.reserveLocked(cn, 4)
-	var b0 byte = byte(t) << 4
-	if t == packet.TypePubrel {
-		b0 |= 0x02 // reserved flags of PUBREL [MQTT-3.6.1-1]
+	var err error
+	switch t {
+	case packet.TypePuback:
+		*bp, err = (&packet.Puback{ID: id}).AppendBinary(*bp)
+	case packet.TypePubrec:
+		*bp, err = (&packet.Pubrec{ID: id}).AppendBinary(*bp)
+	case packet.TypePubrel:
+		*bp, err = (&packet.Pubrel{ID: id}).AppendBinary(*bp)
+	case packet.TypePubcomp:
+		*bp, err = (&packet.Pubcomp{ID: id}).AppendBinary(*bp)
 	}
-	*bp = append(*bp, b0, 2, byte(id>>8), byte(id))
+	if err != nil {
+		// Only a zero id fails, and every id acknowledged here was
+		// decoded (non-zero) or allocated by the client.
+		c.log.Error("mqtt: encode "+t.String(), "id", int(id), "err", err)
+	}
+}
+
+// decodeAck decodes f, a PUBACK, PUBREC, PUBREL, PUBCOMP or UNSUBACK, with
+// package packet, returning its packet identifier.
+func decodeAck(f packet.Frame) (packet.ID, error) {
+	var err error
+	var id packet.ID
+	switch f.Type() {
+	case packet.TypePuback:
+		var p packet.Puback
+		err, id = p.Decode(f), p.ID
+	case packet.TypePubrec:
+		var p packet.Pubrec
+		err, id = p.Decode(f), p.ID
+	case packet.TypePubrel:
+		var p packet.Pubrel
+		err, id = p.Decode(f), p.ID
+	case packet.TypePubcomp:
+		var p packet.Pubcomp
+		err, id = p.Decode(f), p.ID
+	case packet.TypeUnsuback:
+		var p packet.Unsuback
+		err, id = p.Decode(f), p.ID
+	}
+	return id, err
 }
 
 // liveLocked reports whether packets may still be queued on cn: it is the
@@ -168,8 +206,8 @@ func (c *Client) writeLoop(cn *conn) {
 			// keeps hearing from us within its keep-alive.
 			c.mu.Lock()
 			if c.liveLocked(cn) {
-				bp := c.bufLocked(cn)
-				*bp = append(*bp, byte(packet.TypePingreq)<<4, 0)
+				bp := c.reserveLocked(cn, 2)
+				*bp, _ = (&packet.Pingreq{}).AppendBinary(*bp) // never fails
 				cn.pingOut.Store(true)
 				pingTimer.Reset(c.cfg.PingTimeout)
 				c.pings.Add(1)
@@ -256,6 +294,10 @@ func (c *Client) readLoop(cn *conn) error {
 		}
 		f, err := cn.r.Next()
 		if err != nil {
+			var de *packet.DecodeError
+			if errors.As(err, &de) {
+				return protocolError(err) // a bad fixed header, or too large
+			}
 			return err
 		}
 		switch t := f.Type(); t {
@@ -265,12 +307,9 @@ func (c *Client) readLoop(cn *conn) error {
 			}
 			c.onPublish(cn, &pub)
 		case packet.TypePuback, packet.TypePubrec, packet.TypePubcomp, packet.TypePubrel, packet.TypeUnsuback:
-			if len(f) != 4 || f[1] != 2 {
-				return &wrapped{msg: "mqtt: malformed " + t.String(), err: ErrProtocol}
-			}
-			id := packet.ID(f[2])<<8 | packet.ID(f[3])
-			if id == 0 || (t == packet.TypePubrel && f[0]&0x0f != 2) || (t != packet.TypePubrel && f[0]&0x0f != 0) {
-				return &wrapped{msg: "mqtt: malformed " + t.String(), err: ErrProtocol}
+			id, err := decodeAck(f)
+			if err != nil {
+				return protocolError(err)
 			}
 			c.onAck(cn, t, id)
 		case packet.TypeSuback:
@@ -333,8 +372,9 @@ func (c *Client) onAck(cn *conn, t packet.Type, id packet.ID) {
 		if pe.kind == kindPublish && pe.qos == packet.QoS2 {
 			if !pe.released {
 				pe.released = true
-				rel := [4]byte{byte(packet.TypePubrel)<<4 | 2, 2, byte(id >> 8), byte(id)}
-				if err := c.store.Put(id, rel[:]); err != nil {
+				var rel [4]byte
+				pkt, _ := (&packet.Pubrel{ID: id}).AppendBinary(rel[:0]) // id is non-zero
+				if err := c.store.Put(id, pkt); err != nil {
 					c.log.Error("mqtt: store: put PUBREL", "id", int(id), "err", err)
 				}
 			}

@@ -690,14 +690,25 @@ func TestStoreFollowsAcks(t *testing.T) {
 
 // TestMalformedFromBrokerIsProtocolError checks that a malformed packet
 // from the broker drops the connection with an error matching ErrProtocol
-// (and the decoder's detail).
+// and carrying package packet's *DecodeError with the rule it breaks: every
+// byte from the broker is decoded by package packet.
 func TestMalformedFromBrokerIsProtocolError(t *testing.T) {
-	for name, raw := range map[string][]byte{
-		"PUBLISH with packet id 0": {0x32, 5, 0, 1, 't', 0, 0},
-		"SUBACK without codes":     {0x90, 2, 0, 1},
-		"PUBACK too long":          {0x40, 3, 0, 1, 0},
+	for _, tc := range []struct {
+		name string
+		raw  []byte
+		rule string
+	}{
+		{"PUBLISH with packet id 0", []byte{0x32, 5, 0, 1, 't', 0, 0}, "MQTT-2.3.1-1"},
+		{"SUBACK without codes", []byte{0x90, 2, 0, 1}, "MQTT-3.8.4-5"},
+		{"SUBACK with code 3", []byte{0x90, 3, 0, 1, 3}, "MQTT-3.9.3-2"},
+		{"PUBACK too long", []byte{0x40, 3, 0, 1, 0}, "MQTT-2.3.1"},
+		{"PUBACK with flags", []byte{0x41, 2, 0, 1}, "MQTT-2.2.2-2"},
+		{"PUBREC with packet id 0", []byte{0x50, 2, 0, 0}, "MQTT-2.3.1-1"},
+		{"PUBCOMP too short", []byte{0x70, 1, 0}, "MQTT-2.3.1"},
+		{"PUBREL without its flags", []byte{0x60, 2, 0, 1}, "MQTT-2.2.2-2"},
+		{"UNSUBACK too long", []byte{0xb0, 4, 0, 1, 0, 0}, "MQTT-2.3.1"},
 	} {
-		t.Run(name, func(t *testing.T) {
+		t.Run(tc.name, func(t *testing.T) {
 			fb := newFakeBroker(t)
 			causes := make(chan error, 4)
 			_, fc := fakeClient(t, fb, mqtt.Config{
@@ -707,13 +718,20 @@ func TestMalformedFromBrokerIsProtocolError(t *testing.T) {
 					}
 				},
 			})
-			if _, err := fc.c.Write(raw); err != nil {
+			if _, err := fc.c.Write(tc.raw); err != nil {
 				t.Fatal(err)
 			}
 			select {
 			case err := <-causes:
 				if !errors.Is(err, mqtt.ErrProtocol) {
 					t.Fatalf("connection dropped with %v, want ErrProtocol", err)
+				}
+				var de *packet.DecodeError
+				if !errors.As(err, &de) {
+					t.Fatalf("connection dropped with %v, want a *packet.DecodeError inside", err)
+				}
+				if de.Rule != tc.rule {
+					t.Fatalf("DecodeError %v has rule %q, want %q", de, de.Rule, tc.rule)
 				}
 			case <-time.After(testTimeout):
 				t.Fatal("malformed packet did not drop the connection")
