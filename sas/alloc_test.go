@@ -8,8 +8,8 @@ import (
 	"time"
 )
 
-// TestVerifyAllocs holds Verify and VerifyFor, success and failure, at zero
-// allocations: the emulator runs them on every CONNECT.
+// TestVerifyAllocs holds Verify, VerifyFor and VerifyIdentity, success and
+// failure, at zero allocations: the emulator runs them on every CONNECT.
 func TestVerifyAllocs(t *testing.T) {
 	key := mustKey(t, v1Key)
 	tok, err := ParseToken(v1Token)
@@ -26,6 +26,15 @@ func TestVerifyAllocs(t *testing.T) {
 	id := strings.Repeat("device-0123#", 10) + "abcdefgh"
 	longID := ModuleResource(v1Host, id, id)
 	long := NewToken(longID, key, "", now)
+	v5, err := ParseToken(v5Token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	node, err := ParseToken(nodeDevToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v5ID := Identity{Host: v1Host, DeviceID: "dev#1"}
 	cases := map[string]func(){
 		"Verify":                   func() { _ = tok.Verify(key, now) },
 		"Verify/mismatch":          func() { _ = tok.Verify(bad, now) },
@@ -34,6 +43,10 @@ func TestVerifyAllocs(t *testing.T) {
 		"VerifyFor/wrong-resource": func() { _ = tok.VerifyFor(other, key, now) },
 		"VerifyFor/long":           func() { _ = long.VerifyFor(longID, key, now) },
 		"ResourceCovers":           func() { _ = ResourceCovers(v1Host+"/devices", identity) },
+		"VerifyIdentity":           func() { _ = v5.VerifyIdentity(v5ID, key, now) },
+		"VerifyIdentity/node":      func() { _ = node.VerifyIdentity(v5ID, key, now) },
+		"VerifyIdentity/wrong":     func() { _ = node.VerifyIdentity(Identity{Host: v1Host, DeviceID: "dev"}, key, now) },
+		"VerifyIdentity/long":      func() { _ = long.VerifyIdentity(Identity{Host: v1Host, DeviceID: id, ModuleID: id}, key, now) },
 		"macInto": func() {
 			var m [macLen]byte
 			macInto(&m, key, tok.EncodedResource, []byte("1700000000"))
@@ -41,6 +54,9 @@ func TestVerifyAllocs(t *testing.T) {
 	}
 	if err := long.VerifyFor(longID, key, now); err != nil {
 		t.Fatalf("long token: %v", err)
+	}
+	if err := long.VerifyIdentity(Identity{Host: v1Host, DeviceID: id, ModuleID: id}, key, now); err != nil {
+		t.Fatalf("long token: VerifyIdentity: %v", err)
 	}
 	if len(long.EncodedResource) > 512 {
 		t.Fatalf("long sr is %d bytes, over the stack buffer", len(long.EncodedResource))

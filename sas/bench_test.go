@@ -68,6 +68,27 @@ func BenchmarkVerifyFor(b *testing.B) {
 	}
 }
 
+// BenchmarkVerifyIdentity checks the identity "dev#1" against its token in
+// each SDK's form, without a precomputed resource URI.
+func BenchmarkVerifyIdentity(b *testing.B) {
+	key := mustKey(b, v1Key)
+	id := Identity{Host: v1Host, DeviceID: "dev#1"}
+	for _, c := range []struct{ name, token string }{{"form=csharp", v5Token}, {"form=node", nodeDevToken}} {
+		tok, err := ParseToken(c.token)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := tok.VerifyIdentity(id, key, v1Expiry); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
 // BenchmarkParseAndVerifyFor is the emulator's whole per-CONNECT cost.
 func BenchmarkParseAndVerifyFor(b *testing.B) {
 	key := mustKey(b, v1Key)

@@ -16,8 +16,17 @@
 // check one the way IoT Hub and edgeHub do: expiry with MaxClockSkew (5
 // minutes) of grace, the HMAC compared in constant time over the raw sr (so
 // %2F and %2f escapes both verify), and the decoded sr matched as a
-// path-segment prefix of the identity's resource URI. Verification does not
-// allocate, so an emulator can afford it on every CONNECT.
+// path-segment prefix of the identity's resource URI. Token.VerifyIdentity
+// makes that check from an Identity (host, device id, module id) directly.
+// Verification does not allocate, so an emulator can afford it on every
+// CONNECT.
+//
+// SDKs write the scope in two forms: C# and edgeHub escape the ids inside
+// the resource URI and then the URI ("dev#1" → sr "…%2Fdev%25231", decoded
+// "{host}/devices/dev%231"), the Node SDK escapes the URI once with the ids
+// raw inside (decoded "{host}/devices/dev#1"). The scope check accepts both
+// for the same identity and nothing broader; tokens made here use the C#
+// form.
 //
 // # Resource URIs and escaping
 //

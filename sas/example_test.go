@@ -52,6 +52,30 @@ func ExampleToken_VerifyFor() {
 	// sas: resource mismatch
 }
 
+// The emulator's check of a CONNECT password against the identity in the
+// MQTT client id: a token the C# SDK signed (the id escaped inside sr,
+// vector V5) and one the Node SDK signed (the id raw inside sr) both cover
+// the device "dev#1", and neither covers the device "dev".
+func ExampleToken_VerifyIdentity() {
+	key, _ := sas.DecodeKey("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=")
+	id := sas.Identity{Host: "myhub.azure-devices.net", DeviceID: "dev#1"}
+	now := time.Unix(1700000000, 0)
+	for _, password := range []string{
+		"SharedAccessSignature sr=myhub.azure-devices.net%2Fdevices%2Fdev%25231&sig=R6zguaLAF90bpqrnYQhZcYQwTYkv%2BaC%2BBKuh3OFHIrA%3D&se=1700000000",
+		"SharedAccessSignature sr=myhub.azure-devices.net%2Fdevices%2Fdev%231&sig=%2FskLagM5NyskwmDjPdaU4NyOrLLIdqysg9U43%2FVysKI%3D&se=1700000000",
+	} {
+		tok, err := sas.ParseToken(password)
+		if err != nil {
+			fmt.Println("CONNACK 5:", err)
+			return
+		}
+		fmt.Println(tok.VerifyIdentity(id, key, now), tok.VerifyIdentity(sas.Identity{Host: id.Host, DeviceID: "dev"}, key, now))
+	}
+	// Output:
+	// <nil> sas: resource mismatch
+	// <nil> sas: resource mismatch
+}
+
 func ExampleParseConnectionString() {
 	cs, err := sas.ParseConnectionString("HostName=myhub.azure-devices.net;DeviceId=device1;SharedAccessKey=AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=")
 	if err != nil {

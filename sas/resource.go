@@ -18,7 +18,9 @@ package sas
 // differently (Node's encodeURIComponent keeps ' and ~, Go's QueryEscape
 // encodes ! * ( ), C writes lower-case hex). The signature covers sr exactly
 // as sent, so all of them verify; ResourceCovers compares decoded segments,
-// so scope checks do not depend on which characters a client chose to escape.
+// so scope checks do not depend on which characters a client chose to
+// escape, nor on whether it escaped the ids inside the URI at all (the Node
+// SDK does not).
 
 // escapeKeep marks the bytes WebUtility.UrlEncode leaves as they are.
 var escapeKeep = func() (t [256]bool) {
@@ -150,46 +152,89 @@ func Unescape(s string) (string, error) {
 	return string(b), nil
 }
 
+// Identity names a device, or a module of a device, of one hub: what a SAS
+// token signed with a device or module key stands for, and what
+// Token.VerifyIdentity checks a token's scope against. The ids are raw, as
+// in the registry and the MQTT client id ("dev#1", not "dev%231").
+type Identity struct {
+	Host     string // the hub's host name, e.g. "myhub.azure-devices.net"
+	DeviceID string
+	ModuleID string // "" for the device itself
+}
+
+// Resource returns the identity's resource URI as this package signs it,
+// with the ids escaped (the C# SDK's and edgeHub's form): DeviceResource or
+// ModuleResource. Allocates.
+func (id Identity) Resource() string {
+	return string(id.appendResource(make([]byte, 0, id.resourceLen())))
+}
+
+const devicesSeg, modulesSeg = "/devices/", "/modules/"
+
+// resourceLen returns the length of the identity's resource URI.
+func (id Identity) resourceLen() int {
+	n := len(id.Host) + len(devicesSeg) + escapedLen(id.DeviceID)
+	if id.ModuleID != "" {
+		n += len(modulesSeg) + escapedLen(id.ModuleID)
+	}
+	return n
+}
+
+// appendResource appends the identity's resource URI to b.
+func (id Identity) appendResource(b []byte) []byte {
+	b = append(b, id.Host...)
+	b = append(b, devicesSeg...)
+	b = appendEscaped(b, id.DeviceID)
+	if id.ModuleID != "" {
+		b = append(b, modulesSeg...)
+		b = appendEscaped(b, id.ModuleID)
+	}
+	return b
+}
+
 // DeviceResource returns the resource URI of a device identity,
 // "{host}/devices/{Escape(deviceID)}", e.g.
 // "myhub.azure-devices.net/devices/dev%231" for the id "dev#1". NewToken
 // escapes this whole URI once more to make the sr field. Allocates.
 func DeviceResource(host, deviceID string) string {
-	const mid = "/devices/"
-	b := make([]byte, 0, len(host)+len(mid)+escapedLen(deviceID))
-	b = append(b, host...)
-	b = append(b, mid...)
-	return string(appendEscaped(b, deviceID))
+	return Identity{Host: host, DeviceID: deviceID}.Resource()
 }
 
 // ModuleResource returns the resource URI of a module identity,
-// "{host}/devices/{Escape(deviceID)}/modules/{Escape(moduleID)}".
-// Allocates.
+// "{host}/devices/{Escape(deviceID)}/modules/{Escape(moduleID)}". An empty
+// moduleID gives "{host}/devices/{Escape(deviceID)}/modules/". Allocates.
 func ModuleResource(host, deviceID, moduleID string) string {
-	const mid, mod = "/devices/", "/modules/"
-	b := make([]byte, 0, len(host)+len(mid)+escapedLen(deviceID)+len(mod)+escapedLen(moduleID))
-	b = append(b, host...)
-	b = append(b, mid...)
-	b = appendEscaped(b, deviceID)
-	b = append(b, mod...)
-	return string(appendEscaped(b, moduleID))
+	if moduleID == "" {
+		return DeviceResource(host, deviceID) + modulesSeg
+	}
+	return Identity{Host: host, DeviceID: deviceID, ModuleID: moduleID}.Resource()
 }
 
 // ResourceCovers reports whether the resource URI scope grants access to the
 // resource URI resource: scope must be a prefix of resource by whole path
 // segments, so "h/devices/a" covers "h/devices/a/modules/m" but not
-// "h/devices/ab". Both are resource URIs as DeviceResource returns them (ids
-// escaped once; not the doubly escaped sr). Segments are compared after
-// decoding their escapes, so "dev%28" and "dev(" are the same id. The first
-// segment, the host, compares case-insensitively (ASCII); the others
-// case-sensitively, as IoT Hub ids are. A single trailing '/' on scope is
-// ignored. An empty scope covers nothing, and a segment with a broken escape
-// matches nothing. ResourceCovers does not allocate.
+// "h/devices/ab". resource is a resource URI as DeviceResource returns it
+// (ids escaped once); scope is a token's decoded sr, which SDKs write in one
+// of two forms: C# and edgeHub escape the ids inside it, as DeviceResource
+// does ("h/devices/dev%231" for the id "dev#1"), while the Node SDK leaves
+// them raw ("h/devices/dev#1"). A scope segment matches a resource segment
+// when it equals the decoded id, or when its own decoding does, so both
+// forms cover the same identity, whichever characters the SDK chose to
+// escape ("dev%28" and "dev(" are the same id), and an escaped '/' is never
+// a separator. The one ambiguity is inherent: "a%41" in a scope is the raw
+// id "a%41" or the escaped id "aA", so it covers both; only a holder of a
+// policy key, who may sign for either anyway, can make such a token for a
+// device other than its own. The first segment, the host, compares
+// case-insensitively (ASCII); the others case-sensitively, as IoT Hub ids
+// are. A single trailing '/' on scope is ignored. An empty scope covers
+// nothing, and a resource segment with a broken escape matches nothing.
+// ResourceCovers does not allocate.
 func ResourceCovers(scope, resource string) bool {
 	return covers(scope, resource)
 }
 
-// covers is ResourceCovers for a scope held in a byte slice or a string.
+// covers is ResourceCovers for a scope and resource held in byte slices or
+// strings.
 func covers[S, R text](scope S, resource R) bool {
 	if len(scope) > 0 && scope[len(scope)-1] == '/' {
 		scope = scope[:len(scope)-1]
@@ -201,7 +246,11 @@ func covers[S, R text](scope S, resource R) bool {
 	for {
 		ss, srest, smore := cutSlash(scope)
 		rs, rrest, rmore := cutSlash(resource)
-		if !segmentEqual(ss, rs, first) {
+		if first {
+			if !segmentEqual(ss, rs, true, true) {
+				return false
+			}
+		} else if !segmentEqual(ss, rs, true, false) && !segmentEqual(ss, rs, false, false) {
 			return false
 		}
 		if !smore {
@@ -224,9 +273,24 @@ func cutSlash[T text](s T) (before, after T, found bool) {
 	return s, s[len(s):], false
 }
 
-// segmentEqual compares two escaped segments by their decoded bytes without
+// decodeAt returns the byte at s[i], or the one the escape %XX there stands
+// for, and the index after it; ok is false for a broken escape.
+func decodeAt[T text](s T, i int) (c byte, next int, ok bool) {
+	if s[i] != '%' {
+		return s[i], i + 1, true
+	}
+	if i+2 >= len(s) {
+		return 0, i, false
+	}
+	hi, ok1 := unhex(s[i+1])
+	lo, ok2 := unhex(s[i+2])
+	return hi<<4 | lo, i + 3, ok1 && ok2
+}
+
+// segmentEqual compares segment a, decoded when decodeA is set and taken
+// as raw bytes otherwise, with the decoded escaped segment b, without
 // building either; fold makes ASCII letters compare case-insensitively.
-func segmentEqual[A, B text](a A, b B, fold bool) bool {
+func segmentEqual[A, B text](a A, b B, decodeA, fold bool) bool {
 	i, j := 0, 0
 	for i < len(a) && j < len(b) {
 		ca, cb := a[i], b[j]
@@ -235,35 +299,20 @@ func segmentEqual[A, B text](a A, b B, fold bool) bool {
 			j++
 			continue
 		}
-		if ca == '%' {
-			if i+2 >= len(a) {
+		var ok bool
+		if decodeA {
+			if ca, i, ok = decodeAt(a, i); !ok {
 				return false
 			}
-			hi, ok1 := unhex(a[i+1])
-			lo, ok2 := unhex(a[i+2])
-			if !ok1 || !ok2 {
-				return false
-			}
-			ca = hi<<4 | lo
-			i += 2
+		} else {
+			i++
 		}
-		if cb == '%' {
-			if j+2 >= len(b) {
-				return false
-			}
-			hi, ok1 := unhex(b[j+1])
-			lo, ok2 := unhex(b[j+2])
-			if !ok1 || !ok2 {
-				return false
-			}
-			cb = hi<<4 | lo
-			j += 2
+		if cb, j, ok = decodeAt(b, j); !ok {
+			return false
 		}
 		if ca != cb && (!fold || lower(ca) != lower(cb)) {
 			return false
 		}
-		i++
-		j++
 	}
 	return i == len(a) && j == len(b)
 }

@@ -116,6 +116,17 @@ func TestResourceCovers(t *testing.T) {
 		{h + "/devices/d/modules/m", h + "/devices/d", false},
 		{h + "/devices/d%2Fmodules%2Fm", h + "/devices/d/modules/m", false}, // an encoded '/' is not a separator
 		{h + "/devices/%zz", h + "/devices/%zz", false},                     // broken escapes match nothing
+		// The Node SDK's form: ids raw inside the scope.
+		{h + "/devices/dev#1", h + "/devices/dev%231", true},
+		{h + "/devices/a%b", h + "/devices/a%25b", true},
+		{h + "/devices/a%41", h + "/devices/a%2541", true},
+		{h + "/devices/a%41", h + "/devices/aA", true}, // or "aA" escaped: both readings
+		{h + "/devices/d%1/modules/m%", h + "/devices/d%251/modules/m%25", true},
+		{h + "/devices/dev", h + "/devices/dev%231", false},
+		{h + "/devices/dev#1", h + "/devices/dev", false},
+		{h + "/devices/dev#1", h + "/devices/dev%23", false},
+		{h + "/devices/a%b", h + "/devices/a%b", false}, // the resource's broken escape
+		{h + "/devices/a%2541", h + "/devices/a%41", false},
 		{"", h, false},
 		{"/", h, false},
 		{h, "", false},

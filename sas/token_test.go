@@ -375,3 +375,108 @@ func TestVerifyForScopes(t *testing.T) {
 		}
 	}
 }
+
+// Tokens for the identity "dev#1" of V1's hub, key and se, in the two forms
+// SDKs sign: v5Token is vector V5 (C#, edgeHub: the id escaped inside the
+// resource URI, then the URI escaped), nodeDevToken what the Node SDK's
+// azure-iot-common makes (the URI with the raw id escaped once), and
+// nodeModToken the Node form for device "dev%1", module "m(1)".
+const (
+	v5Token      = "SharedAccessSignature sr=myhub.azure-devices.net%2Fdevices%2Fdev%25231&sig=R6zguaLAF90bpqrnYQhZcYQwTYkv%2BaC%2BBKuh3OFHIrA%3D&se=1700000000"
+	nodeDevToken = "SharedAccessSignature sr=myhub.azure-devices.net%2Fdevices%2Fdev%231&sig=%2FskLagM5NyskwmDjPdaU4NyOrLLIdqysg9U43%2FVysKI%3D&se=1700000000"
+	nodeModToken = "SharedAccessSignature sr=myhub.azure-devices.net%2Fdevices%2Fdev%251%2Fmodules%2Fm%281%29&sig=PlpoC0H%2FQf8Fk%2F2L5Jk2bMGmXyS7ywp%2FJNQKzg62DvM%3D&se=1700000000"
+)
+
+// TestVerifyIdentitySDKForms checks that VerifyIdentity and VerifyFor accept
+// a token for one identity in both SDK forms and reject every other
+// identity. Before the scope check read raw ids, the Node module token
+// (an id holding '%') failed with ErrResourceMismatch.
+func TestVerifyIdentitySDKForms(t *testing.T) {
+	key := mustKey(t, v1Key)
+	dev := Identity{Host: v1Host, DeviceID: "dev#1"}
+	mod := Identity{Host: v1Host, DeviceID: "dev%1", ModuleID: "m(1)"}
+	cases := []struct {
+		token string
+		id    Identity
+		want  error
+	}{
+		{v5Token, dev, nil},
+		{nodeDevToken, dev, nil},
+		{nodeModToken, mod, nil},
+		{v5Token, Identity{Host: "MyHub.Azure-Devices.Net", DeviceID: "dev#1"}, nil},
+		{nodeDevToken, Identity{Host: v1Host, DeviceID: "dev#1", ModuleID: "m"}, nil}, // a device scope covers its modules
+		{v5Token, Identity{Host: v1Host, DeviceID: "dev"}, ErrResourceMismatch},
+		// The Node SDK's token for the id "dev%231" is V5 byte for byte:
+		// one token, two identities, whichever form reads it.
+		{v5Token, Identity{Host: v1Host, DeviceID: "dev%231"}, nil},
+		{v5Token, Identity{Host: v1Host, DeviceID: "dev%25231"}, ErrResourceMismatch},
+		{nodeDevToken, Identity{Host: v1Host, DeviceID: "dev"}, ErrResourceMismatch},
+		{nodeDevToken, Identity{Host: v1Host, DeviceID: "dev#"}, ErrResourceMismatch},
+		{nodeDevToken, Identity{Host: v1Host, DeviceID: "dev#12"}, ErrResourceMismatch},
+		{nodeModToken, Identity{Host: v1Host, DeviceID: "dev%1"}, ErrResourceMismatch},
+		{nodeModToken, Identity{Host: v1Host, DeviceID: "dev%1", ModuleID: "m(1)x"}, ErrResourceMismatch},
+		{nodeModToken, Identity{Host: v1Host, DeviceID: "dev%1", ModuleID: "m"}, ErrResourceMismatch},
+		{nodeModToken, Identity{Host: "other.azure-devices.net", DeviceID: "dev%1", ModuleID: "m(1)"}, ErrResourceMismatch},
+		{v5Token, Identity{Host: v1Host}, ErrResourceMismatch},
+		{v5Token, Identity{DeviceID: "dev#1"}, ErrResourceMismatch},
+	}
+	for _, c := range cases {
+		tok, err := ParseToken(c.token)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := tok.VerifyIdentity(c.id, key, v1Expiry); err != c.want {
+			t.Errorf("%s\nVerifyIdentity(%+v) = %v, want %v", c.token, c.id, err, c.want)
+		}
+		if c.id.Host == "" || c.id.DeviceID == "" {
+			continue
+		}
+		if err := tok.VerifyFor(c.id.Resource(), key, v1Expiry); err != c.want {
+			t.Errorf("%s\nVerifyFor(%q) = %v, want %v", c.token, c.id.Resource(), err, c.want)
+		}
+	}
+	// Verify's errors come first.
+	tok, _ := ParseToken(v5Token)
+	if err := tok.VerifyIdentity(dev, key, v1Expiry.Add(time.Hour)); err != ErrExpired {
+		t.Errorf("expired: %v", err)
+	}
+	if err := tok.VerifyIdentity(Identity{}, []byte("other key"), v1Expiry); err != ErrSignatureMismatch {
+		t.Errorf("wrong key: %v", err)
+	}
+}
+
+// TestVerifyIdentityScopes runs the scopes of TestVerifyForScopes, as both
+// SDK forms, through VerifyIdentity: policy tokens scoped to the hub or to
+// all devices cover every identity, a device token nothing but that device
+// and its modules.
+func TestVerifyIdentityScopes(t *testing.T) {
+	key := mustKey(t, v1Key)
+	ids := []Identity{
+		{Host: v1Host, DeviceID: "d#1"},
+		{Host: v1Host, DeviceID: "d#1", ModuleID: "m;2"},
+		{Host: v1Host, DeviceID: "a%41"},
+	}
+	for _, id := range ids {
+		for _, scope := range []string{v1Host, v1Host + "/", v1Host + "/devices", v1Host + "/devices/", id.Resource()} {
+			tok := NewToken(scope, key, "policy", v1Expiry)
+			if err := tok.VerifyIdentity(id, key, v1Expiry); err != nil {
+				t.Errorf("scope %q, identity %+v: %v", scope, id, err)
+			}
+		}
+		// The Node form of the identity's own scope.
+		raw := v1Host + "/devices/" + id.DeviceID
+		if id.ModuleID != "" {
+			raw += "/modules/" + id.ModuleID
+		}
+		tok := NewToken(raw, key, "", v1Expiry)
+		if err := tok.VerifyIdentity(id, key, v1Expiry); err != nil {
+			t.Errorf("raw scope %q, identity %+v: %v", raw, id, err)
+		}
+		for _, narrower := range []string{v1Host + "x", v1Host + "/devicesx", v1Host + "/Devices", raw + "x", raw + "/x", raw + "%2Fx"} {
+			tok := NewToken(narrower, key, "policy", v1Expiry)
+			if err := tok.VerifyIdentity(id, key, v1Expiry); err != ErrResourceMismatch {
+				t.Errorf("scope %q, identity %+v: %v, want ErrResourceMismatch", narrower, id, err)
+			}
+		}
+	}
+}

@@ -89,15 +89,48 @@ func (t Token) Verify(key []byte, now time.Time) error {
 
 // VerifyFor is Verify followed by the scope check an emulator makes: the
 // token's decoded resource must cover resource, the identity's resource URI
-// (DeviceResource or ModuleResource, computed once per identity), by whole
-// path segments, host case-insensitive, ids case-sensitive (see
-// ResourceCovers). It returns ErrResourceMismatch when it does not, and
-// ErrMalformed if sr holds a broken escape. VerifyFor does not allocate
-// for a sr of up to 512 bytes.
+// (DeviceResource or ModuleResource), by whole path segments, host
+// case-insensitive, ids case-sensitive, with the ids inside the token
+// either escaped (C#, edgeHub) or raw (Node); see ResourceCovers. It
+// returns ErrResourceMismatch when it does not, and ErrMalformed if sr holds
+// a broken escape. VerifyFor does not allocate for a sr of up to 512 bytes.
+// VerifyIdentity makes the same check from the ids themselves.
 func (t Token) VerifyFor(resource string, key []byte, now time.Time) error {
 	if err := t.Verify(key, now); err != nil {
 		return err
 	}
+	return scopeCovers(&t, resource)
+}
+
+// VerifyIdentity is VerifyFor(id.Resource(), key, now) without building
+// the resource URI on the heap: it accepts the token if it is valid and its
+// scope covers the device or module id, in the form any SDK signs it
+// (C#/edgeHub: "{host}/devices/dev%231"; Node: "{host}/devices/dev#1"; a
+// policy token scoped "{host}" or "{host}/devices" covers every identity),
+// and nothing broader: a token for "dev" does not cover "dev#1" or
+// "dev/x". An Identity with an empty Host or DeviceID is covered by no
+// token (ErrResourceMismatch). VerifyIdentity does not allocate for ids of
+// up to 128 characters and a sr of up to 512 bytes.
+func (t Token) VerifyIdentity(id Identity, key []byte, now time.Time) error {
+	if err := t.Verify(key, now); err != nil {
+		return err
+	}
+	if id.Host == "" || id.DeviceID == "" {
+		return ErrResourceMismatch
+	}
+	var stack [1024]byte
+	var buf []byte
+	if n := id.resourceLen(); n <= len(stack) {
+		buf = stack[:0]
+	} else {
+		buf = make([]byte, 0, n)
+	}
+	return scopeCovers(&t, id.appendResource(buf))
+}
+
+// scopeCovers is the scope check of VerifyFor, for a resource held in a
+// string or a byte slice: nil, ErrResourceMismatch or ErrMalformed.
+func scopeCovers[R text](t *Token, resource R) error {
 	var stack [512]byte
 	var buf []byte
 	if len(t.EncodedResource) <= len(stack) {
