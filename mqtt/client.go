@@ -29,6 +29,21 @@ type Client struct {
 	cancel  context.CancelFunc
 	closeCh chan struct{} // closed by Close
 
+	// Close waits for the in-flight window to drain on drained, closed
+	// (once, by whoever frees the last slot, see releaseSlot) when the
+	// window is empty after Close started; closeKick wakes it to look
+	// again when the state or the reader's stall changed.
+	closingFlag atomic.Bool // mirrors closing, read without mu
+	drained     chan struct{}
+	drainOnce   sync.Once
+	closeKick   chan struct{} // cap 1
+
+	// done is closed once Close has finished and every goroutine of the
+	// client has returned (see Done): live counts those goroutines.
+	done       chan struct{}
+	live       int  // guarded by mu
+	closedDone bool // Close finished its part; guarded by mu
+
 	mu          sync.Mutex
 	state       State
 	cur         *conn // the live connection, nil when there is none
@@ -52,16 +67,16 @@ type Client struct {
 	notified  uint64        // the last state change reported
 
 	// inRunCallback is set while a connection's run goroutine, after
-	// tearing the connection down, reports a state change: a Close called
-	// from that callback must not wait for the goroutine running it.
+	// tearing the connection down, reports a state change, and inHandler
+	// while the delivery goroutine runs a handler: a Close called then
+	// (from that callback, or concurrently with it) does not wait for the
+	// goroutine running the callback, which owns its own end.
 	inRunCallback atomic.Bool
+	inHandler     atomic.Bool
 
-	deliverOnce      sync.Once
-	queue            chan *Message
-	deliverDone      chan struct{}
-	deliverGoroutine atomic.Uint64 // id of the delivery goroutine: Close called by a handler must not wait for it
-
-	pings atomic.Uint64 // PINGREQs sent, for tests
+	deliverOnce sync.Once
+	queue       chan *Message
+	deliverDone chan struct{} // closed when the delivery goroutine returns, or by Close if it never started
 }
 
 // route is a subscription: a filter, its requested QoS and its handler.
@@ -106,12 +121,17 @@ func NewClient(cfg Config) (*Client, error) {
 		}
 	}
 	c := &Client{
-		cfg:     cfg,
-		dial:    cfg.Dialer,
-		log:     cfg.Logger,
-		store:   cfg.Store,
-		sem:     make(chan struct{}, cfg.InFlight),
-		closeCh: make(chan struct{}),
+		cfg:         cfg,
+		dial:        cfg.Dialer,
+		log:         cfg.Logger,
+		store:       cfg.Store,
+		sem:         make(chan struct{}, cfg.InFlight),
+		closeCh:     make(chan struct{}),
+		drained:     make(chan struct{}),
+		closeKick:   make(chan struct{}, 1),
+		done:        make(chan struct{}),
+		queue:       make(chan *Message, cfg.HandlerQueue),
+		deliverDone: make(chan struct{}),
 	}
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
@@ -382,6 +402,7 @@ func (c *Client) install(cn *conn, sessionPresent bool) error {
 	completed := c.resendLocked(cn, sessionPresent)
 	runDone := make(chan struct{})
 	c.runDone = runDone
+	c.live++ // the run goroutine (which waits for the writer)
 	notify := c.setStateLocked(StateConnected, nil)
 	c.mu.Unlock()
 
@@ -475,6 +496,7 @@ func (c *Client) resubscribeLocked(cn *conn) {
 // tears it down and, unless closed or disabled, reconnects with backoff; the
 // new connection gets its own run goroutine.
 func (c *Client) run(cn *conn, runDone chan struct{}) {
+	defer c.exited()
 	defer close(runDone)
 	err := c.readLoop(cn)
 	c.releaseSlots(cn)
@@ -556,6 +578,7 @@ func (c *Client) teardown(cn *conn, cause error) bool {
 		notify = c.setStateLocked(StateDisconnected, cause)
 	}
 	c.mu.Unlock()
+	c.kickClose()
 	cn.nc.Close()
 	<-cn.writerDone
 	for _, pe := range fail {
@@ -581,13 +604,20 @@ const closeGrace = 250 * time.Millisecond
 // ErrClosed.
 //
 // Close waits, within ctx, for handlers to finish the messages already
-// queued. A handler may call Close, which then does not wait for that
-// handler, nor for acknowledgements stuck behind a full handler queue.
+// queued, and for the client's goroutines to return, so that none outlives
+// it; Done is then closed.
 //
-// Close may be called from Config.OnStateChange. Called from the report of
-// a lost connection (or one that runs concurrently with it), it does not
-// wait for the goroutine running that callback, which ends when the
-// callback returns; StateClosed is reported after the callback returns.
+// A handler or Config.OnStateChange may call Close. A goroutine running a
+// callback owns its own end, so Close called while a handler runs (from
+// it, or concurrently with it) does not wait for the delivery goroutine,
+// nor for acknowledgements stuck behind a full handler queue; called while
+// OnStateChange reports a lost connection, it does not wait for the
+// goroutine reporting it. It starts the shutdown, finishes what does not
+// depend on that goroutine and returns; the goroutine ends once the
+// callback returns (the delivery goroutine after running the handlers of
+// the messages already queued), and Done is closed then: wait on Done, not
+// from the callback, to know that the client has stopped. StateClosed is
+// reported after the callback returns.
 func (c *Client) Close(ctx context.Context) error {
 	c.mu.Lock()
 	if c.closing {
@@ -595,37 +625,16 @@ func (c *Client) Close(ctx context.Context) error {
 		return ErrClosed
 	}
 	c.closing = true
+	c.closingFlag.Store(true)
 	c.mu.Unlock()
+	if len(c.sem) == 0 {
+		c.drainOnce.Do(c.closeDrained)
+	}
 	// Called from OnStateChange on the run goroutine of a connection that
 	// is already torn down: that goroutine ends when the callback returns.
 	fromRun := c.inRunCallback.Load()
-	gid := goroutineID()
-	fromHandler := gid != 0 && c.deliverGoroutine.Load() == gid
 
-	var result error
-	tick := time.NewTicker(5 * time.Millisecond)
-	for len(c.sem) > 0 {
-		c.mu.Lock()
-		st, cn := c.state, c.cur
-		stalled := cn != nil && cn.stalled.Load()
-		c.mu.Unlock()
-		if st != StateConnected && st != StateReconnecting {
-			break
-		}
-		if fromHandler && stalled {
-			// The acknowledgements sit unread behind messages that wait
-			// for the handler calling us: they cannot arrive.
-			break
-		}
-		select {
-		case <-tick.C:
-			continue
-		case <-ctx.Done():
-			result = ctx.Err()
-		}
-		break
-	}
-	tick.Stop()
+	result := c.awaitDrain(ctx)
 
 	c.mu.Lock()
 	c.closed = true
@@ -677,8 +686,11 @@ func (c *Client) Close(ctx context.Context) error {
 	for _, f := range fail {
 		f(ErrClosed)
 	}
-	if c.deliverDone != nil && !fromHandler {
-		// A handler calling Close is not waited for: the delivery
+	// No reader is left to start the delivery goroutine: if none was
+	// started, mark it as done.
+	c.deliverOnce.Do(c.closeDeliverDone)
+	if !c.inHandler.Load() {
+		// A handler running now is not waited for: the delivery
 		// goroutine ends once it returned and the queue is drained.
 		select {
 		case <-c.deliverDone:
@@ -689,7 +701,86 @@ func (c *Client) Close(ctx context.Context) error {
 		}
 	}
 	notify()
+	c.mu.Lock()
+	c.closedDone = true
+	c.doneLocked()
+	c.mu.Unlock()
 	return result
+}
+
+// awaitDrain waits, within ctx, until no publish holds a window slot, or
+// the client is neither connected nor reconnecting (nothing will be
+// acknowledged then), or a handler runs while the reader is stalled behind
+// the full handler queue (the acknowledgements sit unread behind messages
+// that wait for that handler, which may be the one calling Close).
+func (c *Client) awaitDrain(ctx context.Context) error {
+	for {
+		c.mu.Lock()
+		st, cn := c.state, c.cur
+		c.mu.Unlock()
+		if st != StateConnected && st != StateReconnecting {
+			return nil
+		}
+		if cn != nil && cn.stalled.Load() && c.inHandler.Load() {
+			return nil
+		}
+		select {
+		case <-c.drained:
+			return nil
+		case <-c.closeKick:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+func (c *Client) closeDrained()     { close(c.drained) }
+func (c *Client) closeDeliverDone() { close(c.deliverDone) }
+
+// releaseSlot returns one token to the in-flight window and, once Close
+// has started, closes drained when it was the last.
+func (c *Client) releaseSlot() {
+	<-c.sem
+	if c.closingFlag.Load() && len(c.sem) == 0 {
+		c.drainOnce.Do(c.closeDrained)
+	}
+}
+
+// kickClose wakes a Close waiting in awaitDrain to look at the state again.
+func (c *Client) kickClose() {
+	if !c.closingFlag.Load() {
+		return
+	}
+	select {
+	case c.closeKick <- struct{}{}:
+	default:
+	}
+}
+
+// Done returns a channel that is closed once the client has stopped: Close
+// has finished and every goroutine of the client (reader, writer,
+// reconnection, delivery) has returned. Wait on it after calling Close from
+// a handler or Config.OnStateChange, which does not wait for the goroutine
+// running that callback.
+func (c *Client) Done() <-chan struct{} { return c.done }
+
+// exited is called by each goroutine counted in live as it returns.
+func (c *Client) exited() {
+	c.mu.Lock()
+	c.live--
+	c.doneLocked()
+	c.mu.Unlock()
+}
+
+// doneLocked closes done when Close has finished and no goroutine is left.
+func (c *Client) doneLocked() {
+	if c.closedDone && c.live == 0 {
+		select {
+		case <-c.done:
+		default:
+			close(c.done)
+		}
+	}
 }
 
 // allocIDLocked returns a packet id not used by any pending packet, or
@@ -738,7 +829,7 @@ func (c *Client) freePendingLocked(pe *pending) {
 func (c *Client) completeLocked(id packet.ID) func(error) {
 	done, slot := c.finishLocked(id)
 	if slot {
-		<-c.sem
+		c.releaseSlot()
 	}
 	return done
 }

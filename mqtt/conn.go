@@ -50,7 +50,7 @@ type conn struct {
 // finds the whole burst's room, so its messages leave in one write.
 func (c *Client) releaseSlots(cn *conn) {
 	for ; cn.freeSlots > 0; cn.freeSlots-- {
-		<-c.sem
+		c.releaseSlot()
 	}
 }
 
@@ -210,7 +210,6 @@ func (c *Client) writeLoop(cn *conn) {
 				*bp, _ = (&packet.Pingreq{}).AppendBinary(*bp) // never fails
 				cn.pingOut.Store(true)
 				pingTimer.Reset(c.cfg.PingTimeout)
-				c.pings.Add(1)
 			}
 			c.mu.Unlock()
 		case <-pingC:

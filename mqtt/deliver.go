@@ -22,6 +22,7 @@ func (c *Client) deliver(cn *conn, m *Message) bool {
 	}
 	c.releaseSlots(cn)
 	cn.stalled.Store(true)
+	c.kickClose()
 	defer cn.stalled.Store(false)
 	select {
 	case c.queue <- m:
@@ -33,8 +34,9 @@ func (c *Client) deliver(cn *conn, m *Message) bool {
 }
 
 func (c *Client) startDelivery() {
-	c.queue = make(chan *Message, c.cfg.HandlerQueue)
-	c.deliverDone = make(chan struct{})
+	c.mu.Lock()
+	c.live++
+	c.mu.Unlock()
 	go c.deliverLoop()
 }
 
@@ -42,8 +44,8 @@ func (c *Client) startDelivery() {
 // time, in arrival order. After Close it delivers what is already queued
 // and returns.
 func (c *Client) deliverLoop() {
+	defer c.exited()
 	defer close(c.deliverDone)
-	c.deliverGoroutine.Store(goroutineID())
 	for {
 		select {
 		case m := <-c.queue:
@@ -78,7 +80,9 @@ func (c *Client) dispatch(m *Message) {
 		h = c.cfg.OnMessage
 	}
 	if h != nil {
+		c.inHandler.Store(true)
 		h(m)
+		c.inHandler.Store(false)
 	}
 	if cn := m.ackConn; cn != nil {
 		c.mu.Lock()

@@ -70,5 +70,8 @@
 // A Client is safe for concurrent use by multiple goroutines. Handlers and
 // PublishAsync callbacks run on the client's goroutines and must not block
 // for long; callbacks (which run on the reader) must not block at all.
-// Handlers and Config.OnStateChange may call Close.
+// Handlers and Config.OnStateChange may call Close: a goroutine running a
+// callback owns its own end, so such a Close starts the shutdown and
+// returns without waiting for it; Client.Done reports when every goroutine
+// of the client has returned.
 package mqtt

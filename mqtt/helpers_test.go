@@ -3,6 +3,7 @@ package mqtt_test
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -167,4 +168,58 @@ func (l *stateLog) last() mqtt.State {
 		return -1
 	}
 	return l.seq[len(l.seq)-1]
+}
+
+// wireTap dials TCP and decodes, with package packet, every byte the client
+// writes, counting the packets by type: tests observe the client on the
+// wire instead of through counters inside it.
+type wireTap struct {
+	mu     sync.Mutex
+	counts [16]int
+}
+
+func (w *wireTap) dialer(addr string) func(ctx context.Context) (net.Conn, error) {
+	return func(ctx context.Context) (net.Conn, error) {
+		nc, err := tcpDialer(addr)(ctx)
+		if err != nil {
+			return nil, err
+		}
+		pr, pw := io.Pipe()
+		go func() {
+			r := packet.NewReader(pr, 0)
+			for {
+				f, err := r.Next()
+				if err != nil {
+					pr.CloseWithError(err)
+					return
+				}
+				w.mu.Lock()
+				w.counts[f.Type()]++
+				w.mu.Unlock()
+			}
+		}()
+		return &tappedConn{Conn: nc, w: pw}, nil
+	}
+}
+
+func (w *wireTap) count(t packet.Type) int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.counts[t]
+}
+
+type tappedConn struct {
+	net.Conn
+	w *io.PipeWriter
+}
+
+func (c *tappedConn) Write(b []byte) (int, error) {
+	n, err := c.Conn.Write(b)
+	_, _ = c.w.Write(b[:n])
+	return n, err
+}
+
+func (c *tappedConn) Close() error {
+	c.w.Close()
+	return c.Conn.Close()
 }

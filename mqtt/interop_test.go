@@ -207,11 +207,12 @@ func TestPersistentSessionResume(t *testing.T) {
 func TestKeepAlive(t *testing.T) {
 	b := broker(t)
 	var states stateLog
-	c := newClient(t, b.Addr, mqtt.Config{KeepAlive: time.Second, OnStateChange: states.record})
+	tap := &wireTap{}
+	c := newClient(t, b.Addr, mqtt.Config{KeepAlive: time.Second, OnStateChange: states.record, Dialer: tap.dialer(b.Addr)})
 	deadline := time.Now().Add(testTimeout)
-	for c.Pings() < 3 {
+	for tap.count(packet.TypePingreq) < 3 {
 		if time.Now().After(deadline) {
-			t.Fatalf("pings = %d after %v", c.Pings(), testTimeout)
+			t.Fatalf("%d PINGREQs on the wire after %v", tap.count(packet.TypePingreq), testTimeout)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

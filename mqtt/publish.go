@@ -137,18 +137,18 @@ func (c *Client) publishQ(ctx context.Context, m *Message, done func(error)) err
 	c.mu.Lock()
 	if c.closing {
 		c.mu.Unlock()
-		<-c.sem
+		c.releaseSlot()
 		return ErrClosed
 	}
 	if err := c.checkTopicLocked(m.Topic); err != nil {
 		c.mu.Unlock()
-		<-c.sem
+		c.releaseSlot()
 		return err
 	}
 	id, ok := c.allocIDLocked()
 	if !ok {
 		c.mu.Unlock()
-		<-c.sem
+		c.releaseSlot()
 		return errNoPacketID
 	}
 	p := packet.Publish{QoS: m.QoS, Retain: m.Retain, Topic: m.Topic, ID: id, Payload: m.Payload}
@@ -169,7 +169,7 @@ func (c *Client) publishQ(ctx context.Context, m *Message, done func(error)) err
 	}
 	if err != nil {
 		c.mu.Unlock()
-		<-c.sem
+		c.releaseSlot()
 		return invalid("publish", err)
 	}
 	if err := c.store.Put(id, pkt); err != nil {
@@ -177,7 +177,7 @@ func (c *Client) publishQ(ctx context.Context, m *Message, done func(error)) err
 			*bp = (*bp)[:start]
 		}
 		c.mu.Unlock()
-		<-c.sem
+		c.releaseSlot()
 		return &wrapped{msg: "mqtt: store: " + err.Error(), err: err}
 	}
 	pe := c.newPendingLocked()

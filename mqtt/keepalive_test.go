@@ -1,0 +1,66 @@
+package mqtt_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/hubwire/hubwire/mqtt"
+	"github.com/hubwire/hubwire/packet"
+)
+
+// TestKeepAliveOnTheWire checks the keep-alive sent in CONNECT: whole
+// seconds, rounded down, but never 0 (which would turn the broker's
+// keep-alive off) for a positive Config.KeepAlive.
+func TestKeepAliveOnTheWire(t *testing.T) {
+	for _, tc := range []struct {
+		ka   time.Duration
+		want uint16
+	}{
+		{300 * time.Millisecond, 1},
+		{2700 * time.Millisecond, 2},
+		{-1, 0},
+		{0, 60},
+	} {
+		fb := newFakeBroker(t)
+		_, fc := fakeClient(t, fb, mqtt.Config{KeepAlive: tc.ka})
+		if got := fc.connect.KeepAlive; got != tc.want {
+			t.Errorf("KeepAlive %v: CONNECT says %d s, want %d", tc.ka, got, tc.want)
+		}
+	}
+}
+
+// TestPingsWhileHandlersStalled checks that keep-alive goes on while the
+// reader is stopped by a full handler queue: the PINGRESP cannot be read,
+// yet the client keeps sending PINGREQs (otherwise the broker drops it
+// after 1.5 keep-alive periods) and does not declare the connection dead.
+func TestPingsWhileHandlersStalled(t *testing.T) {
+	fb := newFakeBroker(t)
+	release := make(chan struct{})
+	defer close(release)
+	var states stateLog
+	_, fc := fakeClient(t, fb, mqtt.Config{
+		KeepAlive:     time.Second,
+		PingTimeout:   200 * time.Millisecond,
+		HandlerQueue:  1,
+		OnMessage:     func(*mqtt.Message) { <-release },
+		OnStateChange: states.record,
+	})
+	// One message in the handler, one queued, one holding the reader.
+	for range 3 {
+		fc.send(&packet.Publish{Topic: []byte("stall")})
+	}
+	for i := range 2 {
+		_ = fc.c.SetReadDeadline(time.Now().Add(testTimeout))
+		f, err := fc.r.Next()
+		if err != nil {
+			t.Fatalf("after %d PINGREQs: %v", i, err)
+		}
+		if f.Type() != packet.TypePingreq {
+			t.Fatalf("got %s, want PINGREQ", f.Type())
+		}
+		fc.send(&packet.Pingresp{}) // not read by the stalled client
+	}
+	if n := states.count(mqtt.StateReconnecting); n != 0 {
+		t.Fatalf("reconnected %d times while stalled", n)
+	}
+}
