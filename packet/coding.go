@@ -262,7 +262,7 @@ type reader struct {
 
 func (r *reader) u8(field string) (byte, error) {
 	if r.off >= len(r.b) {
-		return 0, malformed(r.t, field+" (truncated)", "MQTT-2.2.3")
+		return 0, malformedDetail(r.t, field, "truncated", "MQTT-2.2.3")
 	}
 	c := r.b[r.off]
 	r.off++
@@ -271,7 +271,7 @@ func (r *reader) u8(field string) (byte, error) {
 
 func (r *reader) u16(field string) (uint16, error) {
 	if len(r.b)-r.off < 2 {
-		return 0, malformed(r.t, field+" (truncated)", "MQTT-2.2.3")
+		return 0, malformedDetail(r.t, field, "truncated", "MQTT-2.2.3")
 	}
 	v := binary.BigEndian.Uint16(r.b[r.off:])
 	r.off += 2
@@ -284,7 +284,7 @@ func (r *reader) id(field string) (ID, error) {
 		return 0, err
 	}
 	if v == 0 {
-		return 0, protocolErr(r.t, field+" (zero)", "MQTT-2.3.1-1")
+		return 0, &DecodeError{Type: r.t, Field: field, Detail: "zero", Rule: "MQTT-2.3.1-1", Err: ErrProtocol}
 	}
 	return ID(v), nil
 }
@@ -293,12 +293,12 @@ func (r *reader) id(field string) (ID, error) {
 // An empty field is returned as nil.
 func (r *reader) bytes(field string) ([]byte, error) {
 	if len(r.b)-r.off < 2 {
-		return nil, malformed(r.t, field+" length (truncated)", "MQTT-1.5.3")
+		return nil, malformedDetail(r.t, field, "length truncated", "MQTT-1.5.3")
 	}
 	n := int(binary.BigEndian.Uint16(r.b[r.off:]))
 	r.off += 2
 	if len(r.b)-r.off < n {
-		return nil, malformed(r.t, field+" (length exceeds packet)", "MQTT-1.5.3")
+		return nil, malformedDetail(r.t, field, "length exceeds packet", "MQTT-1.5.3")
 	}
 	if n == 0 {
 		return nil, nil

@@ -39,26 +39,43 @@ type protoLevelError struct{}
 func (*protoLevelError) Error() string { return "packet: unsupported protocol level" }
 func (*protoLevelError) Unwrap() error { return ErrProtocol }
 
-// DecodeError describes why a packet was rejected. Its message is built only
-// when Error is called, so rejecting input at line rate costs no formatting.
+// DecodeError describes why a packet was rejected. Every field holds a
+// constant string, so a rejection costs one small allocation (the
+// DecodeError itself) and no formatting: the message is built only when
+// Error is called.
 type DecodeError struct {
-	Type  Type   // packet type being decoded (0 if the header itself failed)
-	Field string // the field being read, e.g. "topic name"
-	Rule  string // the spec's statement id, e.g. "MQTT-3.3.2-2", if one applies
-	Err   error  // ErrMalformed, ErrProtocol, ErrPacketTooLarge or ErrUnsupportedProtocolLevel
+	Type   Type   // packet type being decoded (0 if the header itself failed)
+	Field  string // the field being read, e.g. "topic name"
+	Detail string // what is wrong with it beyond the class, e.g. "truncated", or ""
+	Rule   string // the spec's statement id, e.g. "MQTT-3.3.2-2", if one applies
+	Err    error  // ErrMalformed, ErrProtocol, ErrPacketTooLarge or ErrUnsupportedProtocolLevel
 }
 
-// Error formats the error as "packet: PUBLISH topic name: protocol violation [MQTT-3.3.2-2]".
+// Error formats the error as "packet: PUBLISH topic name: protocol
+// violation [MQTT-3.3.2-2]", or with a Detail as "packet: PUBACK packet
+// identifier (truncated): malformed packet [MQTT-2.2.3]".
 func (e *DecodeError) Error() string {
-	b := make([]byte, 0, 96)
-	b = append(b, "packet: "...)
+	return string(e.appendTo(make([]byte, 0, 96), "packet: "))
+}
+
+// appendTo appends the message with prefix in place of "packet: ".
+func (e *DecodeError) appendTo(b []byte, prefix string) []byte {
+	b = append(b, prefix...)
 	if e.Type != 0 {
 		b = append(b, e.Type.String()...)
 		b = append(b, ' ')
 	}
 	b = append(b, e.Field...)
+	if e.Detail != "" {
+		b = append(b, " ("...)
+		b = append(b, e.Detail...)
+		b = append(b, ')')
+	}
 	b = append(b, ": "...)
-	msg := e.Err.Error()
+	msg := "<nil>"
+	if e.Err != nil {
+		msg = e.Err.Error()
+	}
 	if len(msg) > 8 && msg[:8] == "packet: " {
 		msg = msg[8:]
 	}
@@ -68,7 +85,7 @@ func (e *DecodeError) Error() string {
 		b = append(b, e.Rule...)
 		b = append(b, ']')
 	}
-	return string(b)
+	return b
 }
 
 // Unwrap returns the sentinel class of the error.
@@ -78,9 +95,23 @@ func malformed(t Type, field, rule string) error {
 	return &DecodeError{Type: t, Field: field, Rule: rule, Err: ErrMalformed}
 }
 
+// malformedDetail is malformed with a Detail, e.g. "truncated".
+func malformedDetail(t Type, field, detail, rule string) error {
+	return &DecodeError{Type: t, Field: field, Detail: detail, Rule: rule, Err: ErrMalformed}
+}
+
 func protocolErr(t Type, field, rule string) error {
 	return &DecodeError{Type: t, Field: field, Rule: rule, Err: ErrProtocol}
 }
+
+// frameIs holds the Detail of a frame of another type than the decoder's,
+// "frame is PUBACK", for each type: constant strings, built once.
+var frameIs = func() (d [16]string) {
+	for t := range d {
+		d[t] = "frame is " + Type(t).String()
+	}
+	return d
+}()
 
 // EncodeError describes a packet value that cannot be encoded, such as a
 // PUBLISH with QoS 3 or a string longer than 65,535 bytes.
@@ -94,7 +125,7 @@ type EncodeError struct {
 // Error formats the error like DecodeError does, prefixed "packet: encode".
 func (e *EncodeError) Error() string {
 	d := DecodeError{Type: e.Type, Field: e.Field, Rule: e.Rule, Err: e.Err}
-	return "packet: encode " + d.Error()[len("packet: "):]
+	return string(d.appendTo(make([]byte, 0, 96), "packet: encode "))
 }
 
 // Unwrap returns the sentinel class of the error.
@@ -128,12 +159,13 @@ var connackText = [6]string{
 	"not authorized",
 }
 
-// Error returns the spec's description of the code.
+// Error returns the spec's description of the code, prefixed like every
+// error of this package: "packet: CONNACK: not authorized".
 func (c ConnackCode) Error() string {
 	if int(c) < len(connackText) {
-		return "mqtt: connack: " + connackText[c]
+		return "packet: CONNACK: " + connackText[c]
 	}
-	return "mqtt: connack: reserved return code " + strconv.Itoa(int(c))
+	return "packet: CONNACK: reserved return code " + strconv.Itoa(int(c))
 }
 
 // Valid reports whether c is one of the six codes MQTT 3.1.1 defines.

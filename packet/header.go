@@ -178,7 +178,7 @@ func frameBody(frame []byte, t Type) ([]byte, error) {
 		return nil, malformed(t, "fixed header", "MQTT-2.2")
 	}
 	if Type(frame[0]>>4) != t {
-		return nil, &DecodeError{Type: t, Field: "packet type (frame is " + Type(frame[0]>>4).String() + ")", Err: ErrMalformed}
+		return nil, &DecodeError{Type: t, Field: "packet type", Detail: frameIs[frame[0]>>4], Err: ErrMalformed}
 	}
 	if err := checkFirstByte(frame[0]); err != nil {
 		return nil, err

@@ -254,7 +254,7 @@ func TestErrorText(t *testing.T) {
 	if err == nil || !strings.HasPrefix(err.Error(), "packet: encode PUBLISH QoS (3)") || !errors.Is(err, ErrProtocol) {
 		t.Fatalf("encode err = %v", err)
 	}
-	if ConnackNotAuthorized.Error() != "mqtt: connack: not authorized" || ConnackCode(9).Error() == "" {
+	if ConnackNotAuthorized.Error() != "packet: CONNACK: not authorized" || ConnackCode(9).Error() == "" {
 		t.Fatal("ConnackCode.Error")
 	}
 	if !errors.Is(ErrUnsupportedProtocolLevel, ErrProtocol) || !errors.Is(ErrClientIDRejected, ErrProtocol) {
