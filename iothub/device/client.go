@@ -55,8 +55,8 @@ type Client struct {
 	methodSem     chan struct{}
 	methodWaiting atomic.Int32
 
-	ctx    context.Context // ended by Close or a fatal error: handlers' contexts
-	cancel context.CancelFunc
+	ctx      context.Context // ended by Close or a fatal error: handlers' contexts
+	cancel   context.CancelFunc
 	done     chan struct{} // closed once the client is closed
 	doneOnce sync.Once
 

@@ -12,9 +12,9 @@ package device
 
 import (
 	"context"
-	"encoding/base64"
 	"crypto/sha256"
 	"crypto/tls"
+	"encoding/base64"
 	"encoding/hex"
 	"net"
 	"strings"
