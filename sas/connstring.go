@@ -122,7 +122,8 @@ const (
 
 // ParseConnectionString parses ';'-separated Key=Value pairs, each split on
 // its first '=' (base64 values end in '='). Surrounding white space of the
-// whole string and one trailing ';' are ignored; nothing else is. Keys are
+// whole string and one trailing ';' are ignored; nothing else is (a known
+// key with white space around it is an ErrUnknownKey that says so). Keys are
 // case-sensitive: HostName, DeviceId, ModuleId, SharedAccessKey,
 // SharedAccessKeyName, SharedAccessSignature, GatewayHostName and x509
 // (whose value must be "true", any case). Every error is a *ParseError
@@ -147,6 +148,9 @@ func ParseConnectionString(s string) (ConnectionString, error) {
 		}
 		idx := connKeyIndex(name)
 		if idx < 0 {
+			if trimmed := strings.TrimSpace(name); trimmed != name && connKeyIndex(trimmed) >= 0 {
+				return ConnectionString{}, connError(trimmed, "unknown key: white space around the key name (a space after ';'?)", ErrUnknownKey)
+			}
 			if !plainName(name) {
 				return ConnectionString{}, connError("", "unknown key (not shown: it may hold a secret)", ErrUnknownKey)
 			}

@@ -135,6 +135,31 @@ func TestParseConnectionStringErrors(t *testing.T) {
 	}
 }
 
+// TestConnectionStringSpaceHint checks that a known key with white space
+// around it, as in "HostName=h; DeviceId=d" pasted from a document, gets an
+// error that names the key and the space, not a bare "unknown key".
+func TestConnectionStringSpaceHint(t *testing.T) {
+	for _, in := range []string{
+		"HostName=h; DeviceId=d;SharedAccessKey=" + csKey,
+		"HostName=h;DeviceId=d;\tSharedAccessKey=" + csKey,
+		"HostName=h;DeviceId =d;SharedAccessKey=" + csKey,
+	} {
+		_, err := ParseConnectionString(in)
+		if !errors.Is(err, ErrUnknownKey) {
+			t.Errorf("%q: %v, want ErrUnknownKey", in, err)
+			continue
+		}
+		var pe *ParseError
+		if !errors.As(err, &pe) || (pe.Field != "DeviceId" && pe.Field != "SharedAccessKey") || !strings.Contains(err.Error(), "white space") {
+			t.Errorf("%q: error %q does not name the key and the white space", in, err)
+		}
+	}
+	_, err := ParseConnectionString("HostName=h; Foo=d;SharedAccessKey=" + csKey)
+	if !errors.Is(err, ErrUnknownKey) || strings.Contains(err.Error(), "white space") {
+		t.Errorf("unknown key with a space: %v, want a plain ErrUnknownKey", err)
+	}
+}
+
 // TestConnectionStringRedaction checks that no fmt verb and no slog handler
 // shows a key or signature, including when the ConnectionString sits in
 // exported and unexported fields of another struct.

@@ -50,11 +50,11 @@ var (
 )
 
 // ParseError describes why ParseToken or ParseConnectionString rejected its
-// input. It never quotes the input's values, which may be secrets; it names
-// the field and the reason. errors.Is(err, ErrMalformed) holds for every
+// input, or NewRenewingSource its configuration. It never quotes the
+// input's values, which may be secrets; it names the field and the reason. errors.Is(err, ErrMalformed) holds for every
 // ParseError, and errors.Is(err, e.Err) for its specific class.
 type ParseError struct {
-	What   string // "token" or "connection string"
+	What   string // "token", "connection string" or "renewing source"
 	Field  string // the field or key involved ("se", "HostName"), or ""
 	Reason string // what is wrong, in a few words
 	Err    error  // ErrMalformed or a more specific sentinel
@@ -99,6 +99,11 @@ func appendQuoted(b []byte, s string) []byte {
 
 func tokenError(field, reason string) error {
 	return &ParseError{What: "token", Field: field, Reason: reason, Err: ErrMalformed}
+}
+
+// configError describes a NewRenewingSource argument it cannot use.
+func configError(field, reason string) error {
+	return &ParseError{What: "renewing source", Field: field, Reason: reason, Err: ErrMalformed}
 }
 
 func connError(field, reason string, err error) error {

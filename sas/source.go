@@ -65,28 +65,28 @@ type RenewingSource struct {
 // NewRenewingSource returns a source of tokens for resource (a resource URI
 // as DeviceResource returns it) signed with the raw key under keyName ("" for
 // a device or module key). It copies key. It returns ErrInvalidKey for an
-// empty key and an error matching ErrMalformed for a RenewFraction outside
-// (0, 1], a negative TTL or an empty resource.
+// empty key and a *ParseError matching ErrMalformed, naming the field, for
+// a RenewFraction outside (0, 1], a negative TTL or an empty resource.
 func NewRenewingSource(resource string, key []byte, keyName string, cfg RenewConfig) (*RenewingSource, error) {
 	if len(key) == 0 {
 		return nil, ErrInvalidKey
 	}
 	if resource == "" {
-		return nil, errors.Join(ErrMalformed, errors.New("sas: empty resource"))
+		return nil, configError("resource", "empty")
 	}
 	ttl, frac := cfg.TTL, cfg.RenewFraction
 	if ttl == 0 {
 		ttl = DefaultTTL
 	}
 	if ttl < 0 {
-		return nil, errors.Join(ErrMalformed, errors.New("sas: negative TTL"))
+		return nil, configError("TTL", "negative")
 	}
 	ttl = max(ttl, time.Second)
 	if frac == 0 {
 		frac = DefaultRenewFraction
 	}
 	if !(frac > 0 && frac <= 1) {
-		return nil, errors.Join(ErrMalformed, errors.New("sas: RenewFraction must be in (0, 1]"))
+		return nil, configError("RenewFraction", "not in (0, 1]")
 	}
 	now := cfg.Now
 	if now == nil {

@@ -90,22 +90,32 @@ func TestRenewingSourceFraction(t *testing.T) {
 	}
 }
 
+// TestRenewingSourceConfigErrors checks each bad config gets a typed error
+// of one line naming what is wrong (errors.Join used to make two lines).
 func TestRenewingSourceConfigErrors(t *testing.T) {
 	for name, c := range map[string]struct {
-		res string
-		key []byte
-		cfg RenewConfig
+		res  string
+		key  []byte
+		cfg  RenewConfig
+		want error
+		text string
 	}{
-		"no-key":       {"h", nil, RenewConfig{}},
-		"no-resource":  {"", []byte("k"), RenewConfig{}},
-		"negative-ttl": {"h", []byte("k"), RenewConfig{TTL: -time.Second}},
-		"fraction>1":   {"h", []byte("k"), RenewConfig{RenewFraction: 1.5}},
-		"fraction<0":   {"h", []byte("k"), RenewConfig{RenewFraction: -0.1}},
+		"no-key":       {"h", nil, RenewConfig{}, ErrInvalidKey, "sas: invalid key"},
+		"no-resource":  {"", []byte("k"), RenewConfig{}, ErrMalformed, `sas: renewing source field "resource": empty`},
+		"negative-ttl": {"h", []byte("k"), RenewConfig{TTL: -time.Second}, ErrMalformed, `sas: renewing source field "TTL": negative`},
+		"fraction>1":   {"h", []byte("k"), RenewConfig{RenewFraction: 1.5}, ErrMalformed, `sas: renewing source field "RenewFraction": not in (0, 1]`},
+		"fraction<0":   {"h", []byte("k"), RenewConfig{RenewFraction: -0.1}, ErrMalformed, `sas: renewing source field "RenewFraction": not in (0, 1]`},
 	} {
-		if src, err := NewRenewingSource(c.res, c.key, "", c.cfg); err == nil {
+		src, err := NewRenewingSource(c.res, c.key, "", c.cfg)
+		if err == nil {
 			t.Errorf("%s: accepted: %v", name, src)
-		} else if !errors.Is(err, ErrMalformed) && !errors.Is(err, ErrInvalidKey) {
-			t.Errorf("%s: error %v is not typed", name, err)
+			continue
+		}
+		if !errors.Is(err, c.want) {
+			t.Errorf("%s: error %v is not %v", name, err, c.want)
+		}
+		if err.Error() != c.text {
+			t.Errorf("%s: error text %q, want %q", name, err.Error(), c.text)
 		}
 	}
 }
