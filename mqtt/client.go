@@ -2,6 +2,7 @@ package mqtt
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net"
 	"strconv"
@@ -9,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/hubwire/hubwire/internal/ctxio"
 	"github.com/hubwire/hubwire/packet"
 )
 
@@ -296,14 +298,15 @@ func (c *Client) Connect(ctx context.Context) (sessionPresent bool, err error) {
 	return sp, nil
 }
 
-// handshake dials and exchanges CONNECT/CONNACK. Close aborts it.
+// handshake dials and exchanges CONNECT/CONNACK, within ctx and
+// Config.ConnectTimeout. Close aborts it.
 func (c *Client) handshake(ctx context.Context) (*conn, bool, error) {
-	ctx, cancel := context.WithTimeout(ctx, c.cfg.ConnectTimeout)
+	ctx, cancel := context.WithTimeoutCause(ctx, c.cfg.ConnectTimeout, ErrConnectTimeout)
 	defer cancel()
 	defer context.AfterFunc(c.ctx, cancel)()
 	nc, err := c.dial(ctx)
 	if err != nil {
-		return nil, false, &wrapped{msg: "mqtt: dial: " + err.Error(), err: err}
+		return nil, false, ctxErr(ctx, "mqtt: dial", err)
 	}
 	cn, sp, err := c.connectOn(ctx, nc)
 	if err != nil {
@@ -344,41 +347,49 @@ func (c *Client) connectOn(ctx context.Context, nc net.Conn) (*conn, bool, error
 		return nil, false, invalid("CONNECT", err)
 	}
 
-	// Bound the exchange by ctx: its deadline, and its cancellation.
-	if dl, ok := ctx.Deadline(); ok {
-		_ = nc.SetDeadline(dl)
-	}
-	stop := context.AfterFunc(ctx, func() { _ = nc.SetDeadline(time.Unix(1, 0)) })
-	defer stop()
-
-	if _, err := nc.Write(buf); err != nil {
-		return nil, false, ctxErr(ctx, "mqtt: write CONNECT", err)
-	}
+	// Bound the exchange by ctx (its deadline and its cancellation) with
+	// the mechanism package transport uses for its handshakes.
 	r := packet.NewReader(nc, c.cfg.MaxPacketSize)
-	f, err := r.Next()
-	if err != nil {
-		return nil, false, ctxErr(ctx, "mqtt: read CONNACK", err)
-	}
-	if f.Type() != packet.TypeConnack {
-		return nil, false, &wrapped{msg: "mqtt: expected CONNACK, got " + f.Type().String(), err: ErrProtocol}
-	}
 	var ack packet.Connack
-	if err := ack.Decode(f); err != nil {
-		return nil, false, &wrapped{msg: "mqtt: CONNACK: " + err.Error(), err: ErrProtocol, cause: err}
+	step := "mqtt: write CONNECT"
+	err = ctxio.Do(ctx, nc, func() error {
+		if _, err := nc.Write(buf); err != nil {
+			return err
+		}
+		step = "mqtt: read CONNACK"
+		f, err := r.Next()
+		if err != nil {
+			return err
+		}
+		if f.Type() != packet.TypeConnack {
+			return &wrapped{msg: "mqtt: expected CONNACK, got " + f.Type().String(), err: ErrProtocol}
+		}
+		if err := ack.Decode(f); err != nil {
+			return &wrapped{msg: "mqtt: CONNACK: " + err.Error(), err: ErrProtocol, cause: err}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, false, ctxErr(ctx, step, err)
 	}
 	if ack.ReturnCode != packet.ConnackAccepted {
 		return nil, false, ack.ReturnCode
 	}
-	if !stop() {
-		return nil, false, ctxErr(ctx, "mqtt: connect", ctx.Err())
-	}
-	_ = nc.SetDeadline(time.Time{})
 	return newConn(nc, r), ack.SessionPresent, nil
 }
 
-// ctxErr prefers the context's error when the context ended the operation.
+// ctxErr reports err of a step of a connection attempt bounded by ctx. When
+// ctx ended the step, the error matches ctx's error instead of err alone:
+// ErrConnectTimeout when Config.ConnectTimeout ran out, the caller's
+// context.DeadlineExceeded or context.Canceled otherwise.
 func ctxErr(ctx context.Context, what string, err error) error {
-	if ce := ctx.Err(); ce != nil {
+	if ce := ctxio.Err(ctx, err); ce != nil {
+		if errors.Is(ce, context.DeadlineExceeded) && context.Cause(ctx) == ErrConnectTimeout {
+			ce = ErrConnectTimeout
+		}
+		if errors.Is(err, ce) {
+			return &wrapped{msg: what + ": " + err.Error(), err: err}
+		}
 		return &wrapped{msg: what + ": " + ce.Error(), err: ce, cause: err}
 	}
 	return &wrapped{msg: what + ": " + err.Error(), err: err}
@@ -531,10 +542,10 @@ func (c *Client) run(cn *conn, runDone chan struct{}) {
 				c.mu.Unlock()
 				return
 			}
-			c.log.Info("mqtt: reconnect failed", "attempt", attempt+1, "err", err)
-			notify := c.setStateLocked(StateReconnecting, err)
+			// Still reconnecting: a failed attempt is logged, not
+			// reported as a change from reconnecting to reconnecting.
 			c.mu.Unlock()
-			c.notifyFromRun(notify)
+			c.log.Info("mqtt: reconnect failed", "attempt", attempt+1, "err", err)
 			continue
 		}
 		ncn.attempts = attempt + 1

@@ -3,7 +3,6 @@ package mqtt
 import (
 	"errors"
 	"strconv"
-	"strings"
 )
 
 // Errors returned by the client. CONNACK refusals are returned as
@@ -37,7 +36,39 @@ var (
 	// have sent: an unexpected type, or one that does not decode (those
 	// errors also match the packet package's error).
 	ErrProtocol = errors.New("mqtt: protocol violation by broker")
+
+	// ErrConnectTimeout is wrapped by the error of a connection attempt
+	// that Config.ConnectTimeout ended (dial plus CONNECT/CONNACK). It is a
+	// net.Error whose Timeout reports true. An attempt ended by the
+	// deadline of the context given to Connect matches
+	// context.DeadlineExceeded instead.
+	ErrConnectTimeout error = &timeoutError{"mqtt: connect timed out (Config.ConnectTimeout)"}
+
+	// ErrPending is wrapped, together with the context's error, by the
+	// error of a QoS 1 or 2 Publish whose context ended after the message
+	// was accepted: it is in the Store and will still be sent (and resent
+	// across reconnects) until the broker acknowledges it or Close gives
+	// up on it. Do not publish it again (that would send it twice); to
+	// learn the outcome, use PublishAsync, whose callback reports it.
+	ErrPending = errors.New("mqtt: publish accepted, acknowledgement pending")
+
+	// ErrNotAccepted is wrapped, together with the context's error, by the
+	// error of a QoS 1 or 2 Publish or PublishAsync whose context ended
+	// while it waited for a slot in the full in-flight window: the message
+	// was not stored and will not be sent. Publishing it again is safe.
+	ErrNotAccepted = errors.New("mqtt: publish not accepted: in-flight window stayed full")
 )
+
+// timeoutError is a sentinel that is also a net.Error timeout.
+type timeoutError struct{ msg string }
+
+func (e *timeoutError) Error() string { return e.msg }
+
+// Timeout reports true: the operation ran out of time.
+func (e *timeoutError) Timeout() bool { return true }
+
+// Temporary reports true, like every timeout of package net.
+func (e *timeoutError) Temporary() bool { return true }
 
 // SubscribeError reports filters the broker refused (SUBACK return code
 // 0x80). The other filters of the same Subscribe were granted.
@@ -46,9 +77,16 @@ type SubscribeError struct {
 	Filters []string
 }
 
-// Error lists the refused filters.
+// Error lists the refused filters, each quoted.
 func (e *SubscribeError) Error() string {
-	return "mqtt: subscription refused for " + strconv.Quote(strings.Join(e.Filters, `", "`))
+	b := []byte("mqtt: subscription refused for ")
+	for i, f := range e.Filters {
+		if i > 0 {
+			b = append(b, ", "...)
+		}
+		b = strconv.AppendQuote(b, f)
+	}
+	return string(b)
 }
 
 func invalid(what string, err error) error {

@@ -10,13 +10,22 @@ import (
 
 // Publish sends m. At QoS 0 it returns once the message is queued for the
 // writer (ErrNotConnected when no connection is up). At QoS 1 and 2 it
-// returns when the broker's PUBACK or PUBCOMP arrives, or when ctx ends: the
-// message was then still accepted and will be delivered at least once (QoS
-// 1) or exactly once (QoS 2), across reconnects; only the wait is abandoned.
+// returns when the broker's PUBACK or PUBCOMP arrives.
 //
 // When the in-flight window is full Publish waits for a slot within ctx, or
-// returns ErrInFlightFull at once with Config.FailWhenFull. m is not
-// retained after Publish returns. Steady-state publishing makes no
+// returns ErrInFlightFull at once with Config.FailWhenFull. When ctx ends
+// first, the error matches ctx's error and tells the caller which of two
+// things happened:
+//
+//   - ErrNotAccepted: ctx ended while Publish waited for a slot. The message
+//     was not stored and will not be sent; publish it again if it must go.
+//   - ErrPending: the message was accepted (it is in the Store) and only
+//     the wait for its acknowledgement was abandoned. It will be delivered
+//     at least once (QoS 1) or exactly once (QoS 2), across reconnects, or
+//     fail with ErrClosed if Close gives up on it. Do not publish it again;
+//     use PublishAsync to learn the outcome.
+//
+// m is not retained after Publish returns. Steady-state publishing makes no
 // allocations.
 func (c *Client) Publish(ctx context.Context, m *Message) error {
 	if m == nil {
@@ -36,7 +45,7 @@ func (c *Client) Publish(ctx context.Context, m *Message) error {
 		return err
 	case <-ctx.Done():
 		// w stays referenced by the pending publish; it is not reused.
-		return ctx.Err()
+		return &wrapped{msg: "mqtt: publish accepted, acknowledgement pending: " + ctx.Err().Error(), err: ErrPending, cause: ctx.Err()}
 	}
 }
 
@@ -48,8 +57,9 @@ func (c *Client) Publish(ctx context.Context, m *Message) error {
 // buffered channel). A method value or function created once, rather than
 // a closure per call, keeps publishing allocation-free.
 //
-// ctx bounds only the wait for a slot in the in-flight window. m is not
-// retained after PublishAsync returns. It lets one goroutine keep the whole
+// ctx bounds only the wait for a slot in the in-flight window: when it ends
+// first the error matches both ErrNotAccepted and ctx's error, and the
+// message was not stored. m is not retained after PublishAsync returns. It lets one goroutine keep the whole
 // window busy.
 func (c *Client) PublishAsync(ctx context.Context, m *Message, done func(error)) error {
 	if m == nil {
@@ -129,7 +139,7 @@ func (c *Client) publishQ(ctx context.Context, m *Message, done func(error)) err
 		select {
 		case c.sem <- struct{}{}:
 		case <-ctx.Done():
-			return ctx.Err()
+			return &wrapped{msg: "mqtt: publish not accepted (in-flight window full): " + ctx.Err().Error(), err: ErrNotAccepted, cause: ctx.Err()}
 		case <-c.closeCh:
 			return ErrClosed
 		}

@@ -10,6 +10,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/hubwire/hubwire/internal/ctxio"
 )
 
 // Dialer opens connections to one URL. Each call dials anew; a Dialer is
@@ -208,15 +210,11 @@ func (d *dialer) netDial(ctx context.Context, network, addr string) (net.Conn, e
 }
 
 // fail wraps err in a *DialError, adding the context's error when the
-// context ended the dial and err does not already say so.
+// context ended the dial and err does not already say so (ctxio.Err settles
+// the race between the connection's deadline, set from ctx, and the
+// context's own timer).
 func (d *dialer) fail(ctx context.Context, op string, err error) error {
-	cerr := ctx.Err()
-	if dl, ok := ctx.Deadline(); ok && cerr == nil && !time.Now().Before(dl) {
-		// The connection's deadline (set from ctx) fired a moment before
-		// the context's own timer.
-		cerr = context.DeadlineExceeded
-	}
-	if cerr != nil && !errors.Is(err, cerr) {
+	if cerr := ctxio.Err(ctx, err); cerr != nil && !errors.Is(err, cerr) {
 		err = fmt.Errorf("%w: %w", cerr, err)
 	}
 	return &DialError{Op: op, URL: d.display, Err: err}
@@ -248,21 +246,4 @@ func redact(u *url.URL) string {
 	c := *u
 	c.User = nil
 	return c.String()
-}
-
-// ctxIO runs fn, which does blocking I/O on conn, so that it ends when ctx
-// does: the connection's deadline is set to ctx's deadline and moved to the
-// past if ctx is cancelled. The deadline is cleared afterwards.
-func ctxIO(ctx context.Context, conn net.Conn, fn func() error) error {
-	if dl, ok := ctx.Deadline(); ok {
-		_ = conn.SetDeadline(dl)
-	}
-	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
-	err := fn()
-	if !stop() && err == nil {
-		// The context ended as fn succeeded; the deadline may be poisoned.
-		err = ctx.Err()
-	}
-	_ = conn.SetDeadline(time.Time{})
-	return err
 }

@@ -15,6 +15,8 @@ import (
 
 	"golang.org/x/net/http/httpproxy"
 	"golang.org/x/net/proxy"
+
+	"github.com/hubwire/hubwire/internal/ctxio"
 )
 
 // ProxyFromEnvironment returns a Config.Proxy function that picks the proxy
@@ -106,7 +108,7 @@ func dialProxy(ctx context.Context, p *url.URL, addr string, proxyTLS *tls.Confi
 // connectTunnel asks the HTTP proxy on conn to open a tunnel to addr.
 func connectTunnel(ctx context.Context, conn net.Conn, p *url.URL, addr string) (net.Conn, error) {
 	var rest []byte
-	err := ctxIO(ctx, conn, func() error {
+	err := ctxio.Do(ctx, conn, func() error {
 		var req strings.Builder
 		req.WriteString("CONNECT " + addr + " HTTP/1.1\r\nHost: " + addr + "\r\n")
 		if p.User != nil {

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/gobwas/ws"
+
+	"github.com/hubwire/hubwire/internal/ctxio"
 )
 
 // Subprotocol is the WebSocket subprotocol MQTT uses (MQTT 3.1.1 §6). It is
@@ -58,7 +60,7 @@ func upgradeClient(ctx context.Context, conn net.Conn, u *url.URL, h http.Header
 		wc  *WSConn
 		err error
 	)
-	err = ctxIO(ctx, conn, func() error {
+	err = ctxio.Do(ctx, conn, func() error {
 		br, shs, uerr := d.Upgrade(newLimitedConn(conn), u)
 		if uerr != nil {
 			return uerr

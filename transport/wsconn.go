@@ -13,6 +13,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/gobwas/ws"
+	"github.com/hubwire/hubwire/internal/ctxio"
 )
 
 // WebSocket frame constants from RFC 6455 §5.2.
@@ -511,7 +512,7 @@ func (c *WSConn) Shutdown(ctx context.Context) error {
 	c.sendClose()
 	var err error
 	if c.rmu.TryLock() {
-		err = ctxIO(ctx, c.conn, c.awaitClose)
+		err = ctxio.Do(ctx, c.conn, c.awaitClose)
 		c.rmu.Unlock()
 	} else {
 		select {
