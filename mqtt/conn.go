@@ -163,21 +163,27 @@ func (c *Client) sendAck(cn *conn, t packet.Type, id packet.ID) {
 	c.mu.Unlock()
 }
 
+// pingAfter returns how long the writer may stay silent before it sends a
+// PINGREQ: three quarters of the keep-alive interval, so that the PINGREQ
+// reaches the broker before the interval has passed [MQTT-3.1.2-23] despite
+// timer latency and the time the write takes.
+func pingAfter(ka time.Duration) time.Duration { return ka - ka/4 }
+
 // writeLoop is the connection's writer goroutine. It also runs the
-// keep-alive: when it has written nothing for half the keep-alive interval
-// it queues a PINGREQ, and it closes the connection when the PINGRESP does
-// not arrive within PingTimeout.
+// keep-alive: when it has written nothing for three quarters of the
+// keep-alive interval it queues a PINGREQ, and it closes the connection
+// when the PINGRESP does not arrive within PingTimeout.
 func (c *Client) writeLoop(cn *conn) {
 	defer close(cn.writerDone)
-	var tick <-chan time.Time
-	var pingTimer *time.Timer
-	var pingC <-chan time.Time
+	var idleTimer, pingTimer *time.Timer
+	var idleC, pingC <-chan time.Time
 	ka := c.cfg.KeepAlive
+	silence := pingAfter(ka)
 	var writeTimeout time.Duration
 	if ka > 0 {
-		t := time.NewTicker(ka / 2)
-		defer t.Stop()
-		tick = t.C
+		idleTimer = time.NewTimer(silence)
+		defer idleTimer.Stop()
+		idleC = idleTimer.C
 		pingTimer = time.NewTimer(time.Hour)
 		pingTimer.Stop()
 		defer pingTimer.Stop()
@@ -189,15 +195,20 @@ func (c *Client) writeLoop(cn *conn) {
 	// Write always has at least writeTimeout minus half the keep-alive,
 	// more than the PING timeout, to complete.
 	var deadlineSet time.Time
-	wrote := true
+	// lastWrite is when the last Write started (the CONNECT's, before the
+	// loop). The idle timer is not reset per write, which would cost more
+	// than the write: when it fires it checks the silence so far and
+	// waits for the rest.
+	lastWrite := time.Now()
 	for {
 		select {
 		case <-cn.wake:
-		case <-tick:
-			if wrote {
-				wrote = false
+		case now := <-idleC:
+			if idle := now.Sub(lastWrite); idle < silence {
+				idleTimer.Reset(silence - idle)
 				continue
 			}
+			idleTimer.Reset(silence)
 			if cn.pingOut.Load() && !cn.stalled.Load() {
 				continue // the ping timer decides
 			}
@@ -251,7 +262,9 @@ func (c *Client) writeLoop(cn *conn) {
 				continue
 			}
 			if writeTimeout > 0 {
-				if now := time.Now(); now.Sub(deadlineSet) > ka/2 {
+				now := time.Now()
+				lastWrite = now
+				if now.Sub(deadlineSet) > ka/2 {
 					deadlineSet = now
 					_ = cn.nc.SetWriteDeadline(now.Add(writeTimeout))
 				}
@@ -267,7 +280,6 @@ func (c *Client) writeLoop(cn *conn) {
 				cn.nc.Close()
 				return
 			}
-			wrote = true
 		}
 	}
 }

@@ -64,3 +64,61 @@ func TestPingsWhileHandlersStalled(t *testing.T) {
 		t.Fatalf("reconnected %d times while stalled", n)
 	}
 }
+
+// TestKeepAliveMargin checks [MQTT-3.1.2-23] on the wire: a fake broker
+// timestamps every packet it receives over a real loopback connection, and
+// on an idle connection (and after a publish between pings) no gap between
+// two packets from the client exceeds the keep-alive interval. The client
+// pings after three quarters of the interval of silence; a ping exactly one
+// interval after the last write used to exceed it by timer latency.
+func TestKeepAliveMargin(t *testing.T) {
+	const ka = time.Second
+	fb := newFakeBroker(t)
+	c, fc := fakeClient(t, fb, mqtt.Config{KeepAlive: ka, PingTimeout: ka / 2})
+	start := time.Now() // the CONNECT arrived just before
+	type arrival struct {
+		at time.Time
+		t  packet.Type
+	}
+	arrivals := make(chan arrival, 64)
+	go func() {
+		_ = fc.c.SetReadDeadline(time.Now().Add(testTimeout))
+		for {
+			f, err := fc.r.Next()
+			if err != nil {
+				close(arrivals)
+				return
+			}
+			arrivals <- arrival{time.Now(), f.Type()}
+			if f.Type() == packet.TypePingreq {
+				if _, err := fc.c.Write([]byte{byte(packet.TypePingresp) << 4, 0}); err != nil {
+					close(arrivals)
+					return
+				}
+			}
+		}
+	}()
+	prev, pings := start, 0
+	published := false
+	for pings < 6 {
+		a, ok := <-arrivals
+		if !ok {
+			t.Fatal("connection ended")
+		}
+		if gap := a.at.Sub(prev); gap > ka || gap < ka/2 && a.t == packet.TypePingreq {
+			t.Errorf("%s arrived %v after the previous packet, want within (%v, %v]", a.t, gap, ka/2, ka)
+		}
+		prev = a.at
+		if a.t == packet.TypePingreq {
+			pings++
+		}
+		if pings == 3 && !published {
+			// A write between pings, off the ping's rhythm.
+			published = true
+			time.Sleep(ka / 3)
+			if err := c.Publish(ctxT(t), &mqtt.Message{Topic: []byte("ka")}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+}
