@@ -177,7 +177,7 @@ func New(cfg Config) (*Client, error) {
 		Logger:          logger,
 	}
 	if c.tok != nil {
-		mc.PasswordFunc = c.tok.password
+		mc.PasswordFunc = c.password
 	}
 	mq, err := mqtt.NewClient(mc)
 	if err != nil {
@@ -212,9 +212,49 @@ func (c *Client) dial(ctx context.Context) (net.Conn, error) {
 	if err != nil {
 		return nil, classErr(ErrUnreachable, "device: dial", err)
 	}
-	w := newWireConn(nc)
+	w := newWireConn(nc, c.onConnack)
 	c.wire.Store(w)
 	return w, nil
+}
+
+// onConnack sees the CONNACK of every connection attempt. After the first
+// Connect, a refusal of the credentials renews the token once; a second
+// one in a row stops the client with a *ConnectError (ErrUnauthorized)
+// rather than retrying forever.
+func (c *Client) onConnack(code packet.ConnackCode) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.started {
+		return // Connect handles its own attempts
+	}
+	if code == packet.ConnackAccepted {
+		c.authFails = 0
+		return
+	}
+	if !isAuthRefusal(code) {
+		return
+	}
+	c.authFails++
+	if c.authFails == 1 && c.tok != nil && !c.tok.static {
+		c.log.Info("device: reconnect refused; renewing the token once")
+		c.tok.renew()
+		return
+	}
+	c.failLocked(&ConnectError{Code: code})
+}
+
+// password supplies the SAS token of each CONNECT. A connection string's
+// token that has expired stops the client.
+func (c *Client) password(ctx context.Context) ([]byte, error) {
+	pw, err := c.tok.password(ctx)
+	if errors.Is(err, ErrTokenExpired) {
+		c.mu.Lock()
+		if c.started {
+			c.failLocked(ErrTokenExpired)
+		}
+		c.mu.Unlock()
+	}
+	return pw, err
 }
 
 // Connect connects to the hub and subscribes to what the client handles
@@ -380,7 +420,6 @@ func (c *Client) onState(from, to State, err error) {
 		}
 		c.connected = true
 		c.connectedAt = time.Now()
-		c.authFails = 0
 		if c.started {
 			c.spawn(c.afterConnect)
 		}
@@ -408,24 +447,6 @@ func (c *Client) onState(from, to State, err error) {
 				if len(c.kicks) >= c.cfg.KickLimit {
 					c.failLocked(ErrKicked)
 					reportErr = ErrKicked
-				}
-			}
-		}
-		if to == StateReconnecting && err != nil {
-			switch {
-			case errors.Is(err, ErrTokenExpired):
-				c.failLocked(ErrTokenExpired)
-				reportErr = ErrTokenExpired
-			case isAuthRefusal(err):
-				c.authFails++
-				if c.authFails == 1 && c.tok != nil && !c.tok.static {
-					c.tok.renew()
-				} else {
-					var code packet.ConnackCode
-					errors.As(err, &code)
-					ce := &ConnectError{Code: code}
-					c.failLocked(ce)
-					reportErr = ce
 				}
 			}
 		}

@@ -31,10 +31,16 @@ type wireConn struct {
 
 	wmu    sync.Mutex
 	closed bool // guarded by wmu: nothing more may be written
+
+	// The first bytes read are the CONNACK; onConnack is told its return
+	// code (the engine reports only the outcome of the first Connect).
+	head      [4]byte
+	headN     int // owned by the reader
+	onConnack func(code packet.ConnackCode)
 }
 
-func newWireConn(nc net.Conn) *wireConn {
-	w := &wireConn{Conn: nc}
+func newWireConn(nc net.Conn, onConnack func(packet.ConnackCode)) *wireConn {
+	w := &wireConn{Conn: nc, onConnack: onConnack}
 	now := time.Now().UnixNano()
 	w.lastRead.Store(now)
 	w.lastWrite.Store(now)
@@ -46,6 +52,9 @@ func (w *wireConn) Read(b []byte) (int, error) {
 	n, err := w.Conn.Read(b)
 	if n > 0 {
 		w.lastRead.Store(time.Now().UnixNano())
+		if w.headN < len(w.head) {
+			w.sniff(b[:n])
+		}
 	}
 	return n, err
 }
@@ -60,6 +69,19 @@ func (w *wireConn) Write(b []byte) (int, error) {
 	n, err := w.Conn.Write(b)
 	w.lastWrite.Store(time.Now().UnixNano())
 	return n, err
+}
+
+// sniff collects the first four bytes, a CONNACK, and reports its code.
+func (w *wireConn) sniff(b []byte) {
+	k := copy(w.head[w.headN:], b)
+	w.headN += k
+	if w.headN < len(w.head) || w.onConnack == nil {
+		return
+	}
+	var ack packet.Connack
+	if ack.Decode(w.head[:]) == nil {
+		w.onConnack(ack.ReturnCode)
+	}
 }
 
 // SyscallConn exposes the descriptor of a plain TCP connection so the

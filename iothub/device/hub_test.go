@@ -65,19 +65,20 @@ type testHub struct {
 	ca     *testcert.CA
 	tlsCfg *tls.Config
 
-	mu         sync.Mutex
-	ids        map[string]*hubIdentity // "dev" or "dev/mod"
-	tls, wss   *transport.Listener
-	tlsAddr    string
-	wssAddr    string
-	telemetry  []telemetry
-	methods    *iothub.MethodTable
-	twinFaults []int // statuses to answer the next twin requests with
-	blackhole  bool  // stop answering and reading anything
-	connects   int
-	refuse     bool // answer every CONNECT with 3 (server unavailable)
-	conns      map[*hubConn]bool
-	wg         sync.WaitGroup
+	mu            sync.Mutex
+	ids           map[string]*hubIdentity // "dev" or "dev/mod"
+	tls, wss      *transport.Listener
+	tlsAddr       string
+	wssAddr       string
+	telemetry     []telemetry
+	methods       *iothub.MethodTable
+	twinFaults    []int // statuses to answer the next twin requests with
+	blackhole     bool  // stop answering and reading anything
+	connects      int
+	expiredCloses int
+	refuse        bool // answer every CONNECT with 3 (server unavailable)
+	conns         map[*hubConn]bool
+	wg            sync.WaitGroup
 }
 
 type hubConn struct {
@@ -276,7 +277,12 @@ func (c *hubConn) serve() {
 		c.h.mu.Unlock()
 	}
 	if !expiry.IsZero() {
-		t := time.AfterFunc(time.Until(expiry), c.close) // the hub closes at token expiry
+		t := time.AfterFunc(time.Until(expiry), func() { // the hub closes at token expiry
+			h.mu.Lock()
+			h.expiredCloses++
+			h.mu.Unlock()
+			c.close()
+		})
 		defer t.Stop()
 	}
 	for {
