@@ -1,0 +1,249 @@
+package device
+
+import (
+	"bufio"
+	"context"
+	"crypto/x509"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/hubwire/hubwire/transport"
+)
+
+// The child process of TestFileStoreSurvivesProcessRestart: it connects
+// with a FileStore, waits for "go" on stdin, accepts N messages the hub
+// will not acknowledge, says so, and waits to be killed.
+func TestMain(m *testing.M) {
+	if os.Getenv("HUBWIRE_DEVICE_CHILD") == "1" {
+		os.Exit(runChild())
+	}
+	os.Exit(m.Run())
+}
+
+func runChild() int {
+	fail := func(err error) int { fmt.Println("error:", err); return 1 }
+	pool := x509.NewCertPool()
+	pem, err := os.ReadFile(os.Getenv("HUBWIRE_CA"))
+	if err != nil || !pool.AppendCertsFromPEM(pem) {
+		return fail(fmt.Errorf("CA: %v", err))
+	}
+	store, err := OpenFileStore(os.Getenv("HUBWIRE_STORE"), FileStoreOptions{})
+	if err != nil {
+		return fail(err)
+	}
+	c, err := New(Config{ConnectionString: os.Getenv("HUBWIRE_CS"), Address: os.Getenv("HUBWIRE_ADDR"), RootCAs: pool, NoProxy: true, Store: store})
+	if err != nil {
+		return fail(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := c.Connect(ctx); err != nil {
+		return fail(err)
+	}
+	fmt.Println("connected")
+	if _, err := bufio.NewReader(os.Stdin).ReadString('\n'); err != nil {
+		return fail(err)
+	}
+	n, _ := strconv.Atoi(os.Getenv("HUBWIRE_N"))
+	m := &Message{}
+	for i := range n {
+		m.Payload = strconv.AppendInt(m.Payload[:0], int64(i), 10)
+		if err := c.SendAsync(ctx, m, nil); err != nil {
+			return fail(err)
+		}
+	}
+	fmt.Println("accepted")
+	<-ctx.Done()
+	return 0
+}
+
+// TestFileStoreSurvivesProcessRestart: a process accepts messages the hub
+// never acknowledges and is killed with SIGKILL; a new client on the same
+// file store delivers every one of them, in order.
+func TestFileStoreSurvivesProcessRestart(t *testing.T) {
+	h := newTestHub(t)
+	cs := h.addDevice("dev1")
+	dir := t.TempDir()
+	caFile := filepath.Join(dir, "ca.pem")
+	if err := os.WriteFile(caFile, h.ca.RootPEM(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	storePath := filepath.Join(dir, "outbox")
+	const n = 200
+	ctx := testCtx(t, 30*time.Second)
+	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "HUBWIRE_DEVICE_CHILD=1", "HUBWIRE_CA="+caFile, "HUBWIRE_STORE="+storePath,
+		"HUBWIRE_CS="+cs, "HUBWIRE_ADDR="+h.tlsAddr, "HUBWIRE_N="+strconv.Itoa(n))
+	stdin, _ := cmd.StdinPipe()
+	stdout, _ := cmd.StdoutPipe()
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		_ = syscall.Kill(cmd.Process.Pid, syscall.SIGKILL)
+		_ = cmd.Wait()
+	}()
+	out := bufio.NewReader(stdout)
+	expect := func(want string) {
+		line, err := out.ReadString('\n')
+		if err != nil || line != want+"\n" {
+			t.Fatalf("child said %q (%v), want %q", line, err, want)
+		}
+	}
+	expect("connected")
+	h.setBlackhole(true) // accept nothing, acknowledge nothing
+	if _, err := io.WriteString(stdin, "go\n"); err != nil {
+		t.Fatal(err)
+	}
+	expect("accepted")
+	if err := syscall.Kill(cmd.Process.Pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Wait()
+	h.setBlackhole(false)
+	if got := len(h.telemetryOf("dev1")); got != 0 {
+		t.Fatalf("the hub recorded %d messages while blackholed", got)
+	}
+
+	store, err := OpenFileStore(storePath, FileStoreOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	if store.Len() != n {
+		t.Fatalf("store holds %d messages after the kill, want %d", store.Len(), n)
+	}
+	cfg := h.config(cs, TransportMQTT)
+	cfg.Store = store
+	c := mustClient(t, cfg)
+	if err := c.Connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "resent messages", func() bool { return len(h.telemetryOf("dev1")) >= n })
+	for i, m := range h.telemetryOf("dev1")[:n] {
+		if m.Payload != strconv.Itoa(i) {
+			t.Fatalf("message %d is %q: order not kept", i, m.Payload)
+		}
+	}
+	waitFor(t, 5*time.Second, "store drained", func() bool { return store.Len() == 0 })
+}
+
+// connectProxy is an HTTP CONNECT proxy with Basic authentication.
+type connectProxy struct {
+	ln      net.Listener
+	user    string
+	pass    string
+	tunnels atomic.Int32
+	refused atomic.Int32
+	wg      sync.WaitGroup
+}
+
+func newConnectProxy(t *testing.T, user, pass string) *connectProxy {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &connectProxy{ln: ln, user: user, pass: pass}
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			p.wg.Add(1)
+			go func() {
+				defer p.wg.Done()
+				p.serve(c)
+			}()
+		}
+	}()
+	t.Cleanup(func() { ln.Close(); p.wg.Wait() })
+	return p
+}
+
+func (p *connectProxy) serve(c net.Conn) {
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	br := bufio.NewReader(c)
+	req, err := http.ReadRequest(br)
+	if err != nil || req.Method != http.MethodConnect {
+		return
+	}
+	want := "Basic " + base64.StdEncoding.EncodeToString([]byte(p.user+":"+p.pass))
+	if req.Header.Get("Proxy-Authorization") != want {
+		p.refused.Add(1)
+		io.WriteString(c, "HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Basic\r\nContent-Length: 0\r\n\r\n")
+		return
+	}
+	up, err := net.DialTimeout("tcp", req.Host, 5*time.Second)
+	if err != nil {
+		io.WriteString(c, "HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n")
+		return
+	}
+	defer up.Close()
+	p.tunnels.Add(1)
+	io.WriteString(c, "HTTP/1.1 200 Connection established\r\n\r\n")
+	_ = c.SetDeadline(time.Time{})
+	done := make(chan struct{}, 2)
+	go func() { io.Copy(up, br); up.(*net.TCPConn).CloseWrite(); done <- struct{}{} }()
+	go func() { io.Copy(c, up); done <- struct{}{} }()
+	<-done
+	<-done
+}
+
+// TestThroughConnectProxy: MQTT over WebSockets (and over 8883) through an
+// authenticating HTTP CONNECT proxy; wrong proxy credentials fail typed.
+func TestThroughConnectProxy(t *testing.T) {
+	h := newTestHub(t)
+	cs := h.addDevice("dev1")
+	p := newConnectProxy(t, "alice", "s3cret")
+	for _, tr := range transports {
+		t.Run(tr, func(t *testing.T) {
+			before := p.tunnels.Load()
+			cfg := h.config(cs, tr)
+			cfg.Proxy = transport.ProxyURL(&url.URL{Scheme: "http", Host: p.ln.Addr().String(), User: url.UserPassword("alice", "s3cret")})
+			c := mustClient(t, cfg)
+			ctx := testCtx(t, 10*time.Second)
+			if err := c.Connect(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if err := c.Send(ctx, &Message{Payload: []byte("via proxy " + tr)}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := c.GetTwin(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if p.tunnels.Load() != before+1 {
+				t.Fatalf("%d tunnels, want one more than %d", p.tunnels.Load(), before)
+			}
+		})
+	}
+	t.Run("wrong-credentials", func(t *testing.T) {
+		cfg := h.config(cs, TransportMQTTWebSocket)
+		cfg.Proxy = transport.ProxyURL(&url.URL{Scheme: "http", Host: p.ln.Addr().String(), User: url.UserPassword("alice", "wrong")})
+		c := mustClient(t, cfg)
+		if err := c.Connect(testCtx(t, 10*time.Second)); !errors.Is(err, ErrUnreachable) {
+			t.Fatalf("err = %v, want ErrUnreachable", err)
+		}
+		if p.refused.Load() == 0 {
+			t.Fatal("the proxy saw no refused request")
+		}
+	})
+}
