@@ -312,6 +312,9 @@ func (l *Log) trim() error {
 			if err := os.Remove(s0.path); err != nil && !os.IsNotExist(err) {
 				return err
 			}
+			if err := syncDir(l.dir); err != nil {
+				return err
+			}
 		}
 	}
 }

@@ -118,7 +118,14 @@ func (c *Cursor) TryNext() (r Record, ok bool, err error) {
 			if !sealed {
 				return r, false, nil
 			}
+			done := c.seg
 			c.drop() // on to the segment holding c.next
+			if c.l.segFor(c.next) == done && c.next >= c.l.first.Load() {
+				// The segment ended before the record its successor
+				// expects: records are missing.
+				c.err = fmt.Errorf("%w: %s ends before record %d", ErrCorrupt, segName(done.base), c.next)
+				return r, false, c.err
+			}
 			continue
 		}
 		h, payload, n, err := c.frameAt(end)

@@ -252,3 +252,19 @@ func flip(t *testing.T, path string, off int64) {
 		t.Fatal(err)
 	}
 }
+
+// TestSealedSegmentShort: a sealed segment that ends before its successor
+// begins (records lost in the middle) is reported, not looped over.
+func TestSealedSegmentShort(t *testing.T) {
+	dir := t.TempDir()
+	opts := Options{SegmentBytes: minSegmentBytes}
+	writeRecords(t, dir, 600, opts)
+	truncate(t, filepath.Join(dir, segName(0)), frameOffset(10))
+	l := mustOpen(t, dir, opts)
+	var got []uint64
+	_, err := l.Read(0, 1000, func(r Record) bool { got = append(got, r.Seq); return true })
+	if !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("Read across a gap: %v, want ErrCorrupt", err)
+	}
+	checkConsecutive(t, got, 0, 10)
+}
