@@ -305,6 +305,7 @@ func rootCommand() *command {
 		name: "hubwire",
 		long: "hubwire talks Azure IoT Hub's device protocol and runs a local IoT Hub emulator.",
 		subs: []*command{
+			emulatorCommand(),
 			sasCommand(),
 		},
 		example: "go run ./cmd/hubwire demo\nhubwire emulator --in-memory\nhubwire sas token --connection-string \"$IOTHUB_DEVICE_CONNECTION_STRING\" --ttl 24h",

@@ -10,6 +10,12 @@ import (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	go func() {
+		// After the first signal a command shuts down cleanly; a second
+		// one gets the default behaviour and ends the process at once.
+		<-ctx.Done()
+		stop()
+	}()
 	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
@@ -25,6 +31,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		stdout:    stdout,
 		stderr:    stderr,
 		lookupEnv: os.LookupEnv,
+		isTTY:     func() bool { return isTerminal(stdout) },
 	}
 	return a.run(ctx, args)
+}
+
+// isTerminal reports whether w is a character device (a terminal).
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }
