@@ -66,6 +66,9 @@ func FuzzQuery(f *testing.F) {
 		}
 		canon := q.String()
 		q2, err := Parse(canon)
+		if errors.Is(err, ErrTooLong) && len(canon) > len(s) {
+			return // escaping made the canonical form longer than MaxLength
+		}
 		if err != nil {
 			t.Fatalf("canonical form %q of %q does not parse: %v", canon, s, err)
 		}
