@@ -65,7 +65,6 @@ async function main() {
         correlationId: msg.correlationId || '',
         to: msg.to || '',
         expiryTimeUtc: msg.expiryTimeUtc ? String(msg.expiryTimeUtc) : '',
-        ack: msg.ack || '',
         props,
       });
       client.complete(msg, (err) => { if (err) fail('complete', err); });

@@ -1,0 +1,153 @@
+package interop
+
+import (
+	"encoding/json"
+	"strconv"
+	"testing"
+	"time"
+)
+
+// TestPythonSeedFlow runs the seed page's device flow with Debian's
+// python3-paho-mqtt against the emulator over TLS on a free port: SAS token
+// computed in Python, CONNECT, SUBSCRIBE to C2D, twin responses, desired
+// patches and methods, telemetry with a property bag (checked in the hub's
+// telemetry log), twin GET, reported PATCH (checked in the hub's twin), then
+// a C2D message, a desired patch and a direct method driven from Go.
+func TestPythonSeedFlow(t *testing.T) {
+	pythonBinary(t) // skip or fail before starting anything
+	h := startHub(t, false)
+	const id = "py-seed"
+	key := h.addDevice(t, id)
+	from := h.telemetryNext(t)
+
+	p := StartPython(t, "seed_flow.py", ProcOptions{Timeout: 60 * time.Second, Env: map[string]string{
+		"HUB_HOST":   h.hostName(),
+		"HUB_PORT":   strconv.Itoa(h.mqttPort(t)),
+		"HUB_CA":     h.caFile(t),
+		"DEVICE_ID":  id,
+		"DEVICE_KEY": key,
+	}})
+
+	if ev := p.Expect("connected", 15*time.Second); ev.Fields["session_present"] != false {
+		t.Errorf("first CONNECT (CleanSession=0, no state): session present = %v, want false", ev.Fields["session_present"])
+	}
+	var sub struct{ Granted []int }
+	if err := p.Expect("subscribed", 10*time.Second).Decode(&sub); err != nil {
+		t.Fatal(err)
+	}
+	if want := []int{1, 0, 0, 0}; !equalInts(sub.Granted, want) {
+		t.Errorf("SUBACK granted %v, want %v", sub.Granted, want)
+	}
+
+	p.Expect("telemetry", 10*time.Second)
+	msg := h.waitTelemetry(t, from, id, "seed-1", 10*time.Second)
+	checkTelemetry(t, msg, id, map[string]string{"alert": "high temp", "tricky key": "a&b=c/d"})
+	if string(msg.Body) != `{"temp": 21.5}` {
+		t.Errorf("telemetry body %q", msg.Body)
+	}
+
+	var twin struct {
+		Status int
+		Body   map[string]map[string]any
+	}
+	if err := p.Expect("twin", 10*time.Second).Decode(&twin); err != nil {
+		t.Fatal(err)
+	}
+	if twin.Status != 200 {
+		t.Errorf("twin GET status %d, want 200", twin.Status)
+	}
+	for _, sec := range []string{"desired", "reported"} {
+		if _, ok := twin.Body[sec]["$version"]; !ok {
+			t.Errorf("twin GET body has no %s.$version: %v", sec, twin.Body)
+		}
+		if _, ok := twin.Body[sec]["$metadata"]; ok {
+			t.Errorf("twin GET body has %s.$metadata (a device GET has none): %v", sec, twin.Body)
+		}
+	}
+
+	var rep struct {
+		Status  int
+		Version string
+	}
+	if err := p.Expect("reported", 10*time.Second).Decode(&rep); err != nil {
+		t.Fatal(err)
+	}
+	if rep.Status != 204 {
+		t.Errorf("reported PATCH status %d, want 204", rep.Status)
+	}
+	reported, version := h.reported(t, id)
+	if reported["seed"] != "python" || !isNum(reported["telemetryInterval"], 5) {
+		t.Errorf("hub's reported properties after the PATCH: %v", reported)
+	}
+	if strconv.FormatInt(version, 10) != rep.Version {
+		t.Errorf("PATCH answered $version=%s, the hub's twin has reported $version %d", rep.Version, version)
+	}
+
+	p.Expect("ready", 10*time.Second)
+
+	h.sendC2D(t, id, c2dMessage{Body: "hello python", MessageID: "c2d-py-1", Properties: map[string]string{"color": "red x", "path": "a/b&c=d"}})
+	var c2d struct {
+		Props map[string]any
+		Body  string
+		QoS   int
+	}
+	if err := p.Expect("c2d", 10*time.Second).Decode(&c2d); err != nil {
+		t.Fatal(err)
+	}
+	if c2d.Body != "hello python" || c2d.Props["$.mid"] != "c2d-py-1" || c2d.Props["color"] != "red x" || c2d.Props["path"] != "a/b&c=d" {
+		t.Errorf("C2D seen by the device: %+v", c2d)
+	}
+	if c2d.Props["$.to"] != "/devices/"+id+"/messages/devicebound" {
+		t.Errorf("C2D $.to = %v", c2d.Props["$.to"])
+	}
+	for k, v := range c2d.Props {
+		if v == nil {
+			t.Errorf("C2D bag has a bare key %q (SDKs mis-read it)", k)
+		}
+	}
+	if c2d.QoS != 1 {
+		t.Errorf("C2D delivered at QoS %d, want 1", c2d.QoS)
+	}
+
+	dv := h.patchDesired(t, id, `{"interval":7}`)
+	var des struct {
+		Version string
+		Body    map[string]any
+	}
+	if err := p.Expect("desired", 10*time.Second).Decode(&des); err != nil {
+		t.Fatal(err)
+	}
+	if des.Body["interval"] != float64(7) || des.Version != strconv.FormatInt(dv, 10) || des.Body["$version"] != float64(dv) {
+		t.Errorf("desired notification %+v, want interval 7 at $version %d", des, dv)
+	}
+
+	status, payload := h.invokeMethod(t, id, "echo", `{"x":1}`, 10*time.Second)
+	if ev := p.Expect("method", 10*time.Second); ev.Str("name") != "echo" {
+		t.Errorf("method name %q", ev.Str("name"))
+	}
+	var reply struct {
+		Echo map[string]any
+		From string
+	}
+	if err := json.Unmarshal(payload, &reply); err != nil || status != 200 || reply.From != "python" || reply.Echo["x"] != float64(1) {
+		t.Errorf("method result %d %s (%v)", status, payload, err)
+	}
+
+	p.Send(map[string]string{"cmd": "disconnect"})
+	p.Expect("disconnected", 10*time.Second)
+	if err := p.Wait(10 * time.Second); err != nil {
+		t.Errorf("seed_flow.py: %v", err)
+	}
+}
+
+func equalInts(a, b []int) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
