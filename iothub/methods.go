@@ -233,7 +233,7 @@ func NewMethodTable(clock Clock) *MethodTable {
 // returns ErrDeviceNotOnline. On success it returns the request to publish
 // to the device ($iothub/methods/POST/{name}/?$rid={rid}, QoS 0) and the
 // Waiter for its answer. Errors: ErrBadRequest (a name that cannot be a
-// topic level, timeouts out of range, payload not JSON or over 128 KB),
+// topic level or that the Node SDK mis-reads, see validMethodName; timeouts out of range, payload not JSON or over 128 KB),
 // ErrDeviceNotOnline.
 func (t *MethodTable) Invoke(call MethodCall, online bool) (Action, *Waiter[MethodResult], error) {
 	resp, _, err := call.Timeouts()
@@ -259,10 +259,12 @@ func (t *MethodTable) Invoke(call MethodCall, online bool) (Action, *Waiter[Meth
 
 // validMethodName reports whether name can be the {name} level of
 // $iothub/methods/POST/{name}/: not empty, no '/' (a level separator), no
-// '+' or '#' (wildcards), and a valid MQTT topic string (UTF-8 without
-// U+0000, [MQTT-1.5.3-1], [MQTT-1.5.3-2]).
+// '+' or '#' (wildcards), a valid MQTT topic string (UTF-8 without U+0000,
+// [MQTT-1.5.3-1], [MQTT-1.5.3-2]), and none of ? space ' ^ \ ` | " < > { },
+// which the Node device SDK's method dispatch alters or breaks (a '?' loses
+// the $rid, so the device could not even answer).
 func validMethodName(name string) bool {
-	return name != "" && !strings.ContainsAny(name, "/+#\x00") && utf8.ValidString(name)
+	return name != "" && !strings.ContainsAny(name, "/+#\x00? '^\\`|\"<>{}") && utf8.ValidString(name)
 }
 
 // HandleResponse completes the invocation a device answered: r must be a

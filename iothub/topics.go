@@ -536,7 +536,7 @@ func AppendC2DTopic(dst []byte, deviceID string, props *Properties) []byte {
 	dst = appendIdentity(dst, deviceID, "")
 	dst = append(dst, "/messages/devicebound/"...)
 	if props != nil {
-		dst = props.AppendBag(dst)
+		dst = props.appendHubBag(dst)
 	}
 	return dst
 }
@@ -557,7 +557,7 @@ func AppendModuleInputTopic(dst []byte, deviceID, moduleID, input string, props 
 	dst = append(dst, input...)
 	dst = append(dst, '/')
 	if props != nil {
-		dst = props.AppendBag(dst)
+		dst = props.appendHubBag(dst)
 	}
 	return dst
 }
