@@ -214,6 +214,9 @@ func (l *Log) write(b *batch) error {
 		s, off = l.active, segHeaderSize
 	}
 	if l.f != nil {
+		if err := l.prefill(off + int64(len(b.buf))); err != nil {
+			return err
+		}
 		if _, err := l.f.WriteAt(b.buf, off); err != nil {
 			return err
 		}
@@ -317,4 +320,33 @@ func (l *Log) trim() error {
 			}
 		}
 	}
+}
+
+// zeros is what prefill writes ahead of the data (in BSS: untouched pages
+// cost nothing).
+var zeros [1 << 20]byte
+
+// prefill makes sure the active file has been written (with zeros) at
+// least up to end, extending it a chunk at a time. Overwriting blocks that
+// already exist lets each commit's fdatasync flush data alone instead of
+// also a new file size and block allocation: about a third faster here.
+// The zeros after the last record never verify as a frame, so recovery
+// cuts them like any torn tail; sealing a segment cuts them first.
+func (l *Log) prefill(end int64) error {
+	if end <= l.filled {
+		return nil
+	}
+	chunk := min(int64(preallocBytes), l.opts.SegmentBytes)
+	target := l.filled + chunk
+	if target < end {
+		target = end
+	}
+	for l.filled < target {
+		n := min(int64(len(zeros)), target-l.filled)
+		if _, err := l.f.WriteAt(zeros[:n], l.filled); err != nil {
+			return err
+		}
+		l.filled += n
+	}
+	return nil
 }

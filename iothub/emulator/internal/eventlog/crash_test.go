@@ -133,7 +133,7 @@ func TestCrashSIGKILL(t *testing.T) {
 		if err := l.Close(); err != nil {
 			t.Fatal(err)
 		}
-		t.Logf("round %d: %d acks seen, log has %d records in %d segments, %d torn bytes cut", round, n, next, st.Segments, st.Truncated)
+		t.Logf("round %d: %d acks seen, log has %d records in %d segments, %d tail bytes cut (torn or preallocated)", round, n, next, st.Segments, st.Truncated)
 	}
 	if len(acked) == 0 {
 		t.Fatal("no acknowledged records in any round")

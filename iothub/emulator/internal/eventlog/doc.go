@@ -55,10 +55,16 @@
 //	        8 sequence number uint64  16 enqueued time, Unix ns int64
 //	        24 payload, n bytes
 //
+// The active segment file is kept written with zeros up to 4 MiB ahead of
+// its data, so that each commit overwrites existing blocks and its
+// fdatasync flushes data alone (no new size or allocation to journal);
+// zeros never verify as a frame. Sealing a segment, and Close, cut the
+// zeros, so sealed segments end exactly at their last record.
+//
 // On Open the newest segment is read frame by frame and cut at the first
 // frame that is torn (shorter than its length), too long, fails its CRC or
-// is out of sequence: that can only be the tail of a write that was never
-// acknowledged, because every acknowledged write was synced before the
+// is out of sequence (preallocated zeros included): that can only be the
+// tail of a write that was never acknowledged, because every acknowledged write was synced before the
 // next began. A newest segment shorter than its header (a crash while
 // creating it) is removed. Older segments are verified when first read;
 // damage there is reported as ErrCorrupt, never cut. In memory a segment

@@ -32,6 +32,7 @@ type Log struct {
 	// Committer-owned.
 	active *segment
 	f      *os.File // active segment file, nil in memory
+	filled int64    // bytes of f written (data, then zeros ahead of it)
 	spare  []byte
 	trimc  chan chan error
 
@@ -276,6 +277,7 @@ func (l *Log) recoverLast(base uint64) error {
 	l.segs = append(l.segs, s)
 	l.bytes.Add(res.end)
 	l.active = s
+	l.filled = res.end
 	l.nextSeq = res.next
 	l.durable.Store(res.next)
 	l.lastNanos = res.lastNanos
@@ -289,6 +291,9 @@ func (l *Log) createSegment(base uint64) error {
 	if l.dir == "" {
 		s.mem = appendSegHeader(make([]byte, 0, 64<<10), base)
 	} else {
+		if err := l.sealActiveFile(); err != nil {
+			return err
+		}
 		s.path = filepath.Join(l.dir, segName(base))
 		f, err := os.OpenFile(s.path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
 		if err != nil {
@@ -310,6 +315,7 @@ func (l *Log) createSegment(base uint64) error {
 			l.f.Close()
 		}
 		l.f = f
+		l.filled = segHeaderSize
 	}
 	s.size.Store(segHeaderSize)
 	if l.active != nil {
@@ -338,7 +344,10 @@ func (l *Log) Close() error {
 		<-l.cbDone
 		l.isDone.Store(true)
 		if l.f != nil {
-			l.closeErr = l.f.Close()
+			l.closeErr = l.sealActiveFile()
+			if err := l.f.Close(); l.closeErr == nil {
+				l.closeErr = err
+			}
 		}
 		unlockDir(l.lock)
 	})
@@ -373,7 +382,7 @@ type Stats struct {
 	Bytes     int64  // total size of the retained segments
 	First     uint64 // as First()
 	Next      uint64 // as Next()
-	Truncated int64  // bytes of torn tail cut at Open
+	Truncated int64  // bytes cut from the newest segment at Open: a torn tail, or zeros preallocated before a crash
 }
 
 // Stats returns the log's counters.
@@ -454,4 +463,21 @@ func (l *Log) Trim() error {
 	case <-l.done:
 		return ErrClosed
 	}
+}
+
+// sealActiveFile cuts the zeros preallocated after the active segment's
+// data and syncs the file, so that a sealed segment (and a cleanly closed
+// one) ends exactly at its last record.
+func (l *Log) sealActiveFile() error {
+	if l.f == nil || l.filled <= l.active.size.Load() {
+		return nil
+	}
+	if err := l.f.Truncate(l.active.size.Load()); err != nil {
+		return err
+	}
+	if err := l.f.Sync(); err != nil {
+		return err
+	}
+	l.filled = l.active.size.Load()
+	return nil
 }

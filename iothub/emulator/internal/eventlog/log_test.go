@@ -491,6 +491,7 @@ func TestRetentionSize(t *testing.T) {
 		}
 		checkConsecutive(t, readAll(t, l, 0), st.First, seq)
 		if dir != "" {
+			l.Close() // cuts the zeros preallocated after the active segment's data
 			ents, _ := os.ReadDir(dir)
 			var total int64
 			for _, e := range ents {

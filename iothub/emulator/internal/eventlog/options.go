@@ -21,6 +21,7 @@ const (
 	minSegmentBytes = 64 << 10
 	maxBatchBytes   = 4 << 20 // pending bytes at which appenders wait for the committer
 	indexEvery      = 32 << 10
+	preallocBytes   = 4 << 20 // zeros written ahead of the active segment's data
 )
 
 // Options configures a Log. The zero value gives the documented defaults.
