@@ -98,7 +98,9 @@ func (l *Log) Append(recs ...[]byte) (first uint64, err error) {
 // durable, and calls done with its sequence number once it is (or with the
 // error that stopped it). Callbacks run one at a time, in the order of
 // the sequence numbers, on a goroutine of the log; they must not block for
-// long (queue a PUBACK, signal a channel) and must not call Close.
+// long (queue a PUBACK, signal a channel) and must not call Append,
+// AppendAsync or Close (the committer may be waiting for the callback
+// goroutine to take the next batch).
 // AppendAsync blocks only while the log's pending buffer is full.
 //
 // A record that is rejected before it gets a sequence number (ErrTooLarge,

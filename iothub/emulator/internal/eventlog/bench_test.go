@@ -97,3 +97,76 @@ func reportAppend(b *testing.B, l *Log, start Stats, d time.Duration) {
 	}
 	b.ReportMetric(float64(end.Commits-start.Commits)/float64(recs), unit)
 }
+
+// BenchmarkRead measures a cursor reading durable 300-byte records.
+func BenchmarkRead(b *testing.B) {
+	for _, store := range []string{"disk", "memory"} {
+		b.Run("store="+store, func(b *testing.B) {
+			l := benchLog(b, store)
+			const n = 100000
+			fillLog(b, l, n, 300)
+			b.SetBytes(300)
+			b.ReportAllocs()
+			b.ResetTimer()
+			c := l.NewCursor(0)
+			defer c.Close()
+			for i := 0; i < b.N; i++ {
+				if _, ok, err := c.TryNext(); err != nil || !ok {
+					if err != nil {
+						b.Fatal(err)
+					}
+					c.Close()
+					c = l.NewCursor(0)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkOpen measures reopening a log whose newest segment is full
+// (the worst case: Open scans it record by record) behind three sealed
+// ones: the emulator's warm start-up cost for telemetry.
+func BenchmarkOpen(b *testing.B) {
+	for _, seg := range []int64{4 << 20, DefaultSegmentBytes} {
+		b.Run(fmt.Sprintf("segment=%dMiB", seg>>20), func(b *testing.B) {
+			dir := b.TempDir()
+			opts := Options{SegmentBytes: seg, MaxBytes: -1}
+			l, err := Open(dir, opts)
+			if err != nil {
+				b.Fatal(err)
+			}
+			perSeg := int(seg / frameSizeOf300)
+			fillLog(b, l, 4*perSeg-perSeg/20, 300)
+			if err := l.Close(); err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				l, err := Open(dir, opts)
+				if err != nil {
+					b.Fatal(err)
+				}
+				l.Close()
+			}
+		})
+	}
+}
+
+const frameSizeOf300 = frameHeaderSize + 300
+
+func fillLog(b *testing.B, l *Log, n, size int) {
+	b.Helper()
+	rec := make([]byte, size)
+	recs := make([][]byte, 0, 1000)
+	for n > 0 {
+		recs = recs[:0]
+		for i := 0; i < 1000 && n > 0; i++ {
+			recs = append(recs, rec)
+			n--
+		}
+		if _, err := l.Append(recs...); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
