@@ -305,6 +305,7 @@ func rootCommand() *command {
 		name: "hubwire",
 		long: "hubwire talks Azure IoT Hub's device protocol and runs a local IoT Hub emulator.",
 		subs: []*command{
+			demoCommand(),
 			emulatorCommand(),
 			sasCommand(),
 		},

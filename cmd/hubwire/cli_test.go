@@ -96,7 +96,7 @@ func TestEveryCommandHasHelpWithAnExample(t *testing.T) {
 			if !strings.HasPrefix(r.stdout, usage) {
 				t.Errorf("help does not start with %q:\n%s", usage, r.stdout)
 			}
-			ex := strings.Index(r.stdout, "\nExample:\n  hubwire ")
+			ex := strings.Index(r.stdout, "\nExample:\n  ")
 			if ex < 0 {
 				t.Fatalf("help has no example:\n%s", r.stdout)
 			}
