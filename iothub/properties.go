@@ -1,6 +1,10 @@
 package iothub
 
-import "bytes"
+import (
+	"bytes"
+
+	"github.com/hubwire/hubwire/internal/percent"
+)
 
 // A property bag is the query-string part of a telemetry, C2D or module-input
 // topic: k1=v1&k2=v2 (contract §3, §4). Keys and values are percent-encoded;
@@ -226,47 +230,13 @@ func LookupBag(bag []byte, key string) (value []byte, found bool) {
 
 // unreserved marks the bytes written as-is by AppendEscape: RFC 3986
 // unreserved characters. Everything else is percent-encoded, uppercase hex.
-var unreserved = func() (t [256]bool) {
-	for c := 'a'; c <= 'z'; c++ {
-		t[c] = true
-	}
-	for c := 'A'; c <= 'Z'; c++ {
-		t[c] = true
-	}
-	for c := '0'; c <= '9'; c++ {
-		t[c] = true
-	}
-	t['-'], t['.'], t['_'], t['~'] = true, true, true, true
-	return t
-}()
-
-const upperHex = "0123456789ABCDEF"
+var unreserved = percent.NewSet("-._~")
 
 // AppendEscape appends s percent-encoded for a property bag: RFC 3986
 // unreserved characters as-is, every other byte as %XX (space is %20, '+'
 // is %2B). It does not allocate when cap(dst) suffices.
 func AppendEscape[T ~string | ~[]byte](dst []byte, s T) []byte {
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if unreserved[c] {
-			dst = append(dst, c)
-		} else {
-			dst = append(dst, '%', upperHex[c>>4], upperHex[c&15])
-		}
-	}
-	return dst
-}
-
-func unhex(c byte) (byte, bool) {
-	switch {
-	case '0' <= c && c <= '9':
-		return c - '0', true
-	case 'a' <= c && c <= 'f':
-		return c - 'a' + 10, true
-	case 'A' <= c && c <= 'F':
-		return c - 'A' + 10, true
-	}
-	return 0, false
+	return percent.AppendEscape(dst, s, unreserved)
 }
 
 // nextUnescaped decodes one byte of raw starting at i and returns it with
@@ -274,15 +244,7 @@ func unhex(c byte) (byte, bool) {
 // kept literally, as .NET's Uri.UnescapeDataString (used by the hub) does;
 // '+' stays '+'.
 func nextUnescaped(raw []byte, i int) (byte, int) {
-	c := raw[i]
-	if c == '%' && i+2 < len(raw) {
-		if h, ok := unhex(raw[i+1]); ok {
-			if l, ok := unhex(raw[i+2]); ok {
-				return h<<4 | l, i + 3
-			}
-		}
-	}
-	return c, i + 1
+	return percent.DecodeLenient(raw, i)
 }
 
 // AppendUnescape appends raw percent-decoded. '+' is kept as '+'; a '%' not

@@ -1,5 +1,7 @@
 package sas
 
+import "github.com/hubwire/hubwire/internal/percent"
+
 // Escaping follows .NET's WebUtility.UrlEncode, which the C# device SDK and
 // edgeHub use both for the ids inside a resource URI and for the whole URI
 // in sr: ASCII letters, digits and - _ . ! * ( ) pass through, every other
@@ -23,47 +25,17 @@ package sas
 // SDK does not).
 
 // escapeKeep marks the bytes WebUtility.UrlEncode leaves as they are.
-var escapeKeep = func() (t [256]bool) {
-	for c := 'a'; c <= 'z'; c++ {
-		t[c] = true
-	}
-	for c := 'A'; c <= 'Z'; c++ {
-		t[c] = true
-	}
-	for c := '0'; c <= '9'; c++ {
-		t[c] = true
-	}
-	for _, c := range "-_.!*()" {
-		t[c] = true
-	}
-	return t
-}()
+var escapeKeep = percent.NewSet("-_.!*()")
 
-const upperHex = "0123456789ABCDEF"
+// text is what the decoding helpers read: a string or a byte slice, so a
+// buffer on the caller's stack can be decoded without a conversion.
+type text = percent.Text
 
 // escapedLen returns the length of s after escaping.
-func escapedLen(s string) int {
-	n := len(s)
-	for i := 0; i < len(s); i++ {
-		if !escapeKeep[s[i]] {
-			n += 2
-		}
-	}
-	return n
-}
+func escapedLen(s string) int { return percent.EscapedLen(s, escapeKeep) }
 
 // appendEscaped appends s percent-encoded as described above.
-func appendEscaped(dst []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if escapeKeep[c] {
-			dst = append(dst, c)
-			continue
-		}
-		dst = append(dst, '%', upperHex[c>>4], upperHex[c&0xf])
-	}
-	return dst
-}
+func appendEscaped(dst []byte, s string) []byte { return percent.AppendEscape(dst, s, escapeKeep) }
 
 // Escape percent-encodes s the way IoT Hub SDKs encode ids and resource
 // URIs (see the package documentation for the exact set). Allocates.
@@ -75,63 +47,14 @@ func Escape(s string) string {
 	return string(appendEscaped(make([]byte, 0, n), s))
 }
 
-func unhex(c byte) (byte, bool) {
-	switch {
-	case '0' <= c && c <= '9':
-		return c - '0', true
-	case 'a' <= c && c <= 'f':
-		return c - 'a' + 10, true
-	case 'A' <= c && c <= 'F':
-		return c - 'A' + 10, true
-	}
-	return 0, false
-}
-
-// text is what the decoding helpers read: a string or a byte slice, so a
-// buffer on the caller's stack can be decoded without a conversion.
-type text interface{ ~string | ~[]byte }
-
 // appendUnescaped appends s with every %XX decoded (either hex case). A '+'
 // stays a '+'. ok is false if a '%' is not followed by two hex digits.
 func appendUnescaped[T text](dst []byte, s T) (_ []byte, ok bool) {
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c == '%' {
-			if i+2 >= len(s) {
-				return dst, false
-			}
-			hi, ok1 := unhex(s[i+1])
-			lo, ok2 := unhex(s[i+2])
-			if !ok1 || !ok2 {
-				return dst, false
-			}
-			c = hi<<4 | lo
-			i += 2
-		}
-		dst = append(dst, c)
-	}
-	return dst, true
+	return percent.AppendUnescape(dst, s)
 }
 
 // validEscapes reports whether every '%' in s starts a %XX escape.
-func validEscapes(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] != '%' {
-			continue
-		}
-		if i+2 >= len(s) {
-			return false
-		}
-		if _, ok := unhex(s[i+1]); !ok {
-			return false
-		}
-		if _, ok := unhex(s[i+2]); !ok {
-			return false
-		}
-		i += 2
-	}
-	return true
-}
+func validEscapes(s string) bool { return percent.Valid(s) }
 
 // Unescape decodes every %XX in s. Unlike url.QueryUnescape it leaves '+'
 // alone: a '+' in an id is always sent as %2B. It returns ErrMalformed if a
@@ -273,20 +196,6 @@ func cutSlash[T text](s T) (before, after T, found bool) {
 	return s, s[len(s):], false
 }
 
-// decodeAt returns the byte at s[i], or the one the escape %XX there stands
-// for, and the index after it; ok is false for a broken escape.
-func decodeAt[T text](s T, i int) (c byte, next int, ok bool) {
-	if s[i] != '%' {
-		return s[i], i + 1, true
-	}
-	if i+2 >= len(s) {
-		return 0, i, false
-	}
-	hi, ok1 := unhex(s[i+1])
-	lo, ok2 := unhex(s[i+2])
-	return hi<<4 | lo, i + 3, ok1 && ok2
-}
-
 // segmentEqual compares segment a, decoded when decodeA is set and taken
 // as raw bytes otherwise, with the decoded escaped segment b, without
 // building either; fold makes ASCII letters compare case-insensitively.
@@ -301,13 +210,13 @@ func segmentEqual[A, B text](a A, b B, decodeA, fold bool) bool {
 		}
 		var ok bool
 		if decodeA {
-			if ca, i, ok = decodeAt(a, i); !ok {
+			if ca, i, ok = percent.Decode(a, i); !ok {
 				return false
 			}
 		} else {
 			i++
 		}
-		if cb, j, ok = decodeAt(b, j); !ok {
+		if cb, j, ok = percent.Decode(b, j); !ok {
 			return false
 		}
 		if ca != cb && (!fold || lower(ca) != lower(cb)) {
