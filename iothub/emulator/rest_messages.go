@@ -242,6 +242,22 @@ func (sq *streamQuery) keep(deviceID, moduleID string) bool {
 	return (sq.device == "" || sq.device == deviceID) && (sq.module == "" || sq.module == moduleID)
 }
 
+// telemetryJSON is a telemetry message as the stream writes it.
+type telemetryJSON struct {
+	SequenceNumber   int64             `json:"sequenceNumber"`
+	EnqueuedTime     time.Time         `json:"enqueuedTime"`
+	DeviceID         string            `json:"deviceId"`
+	ModuleID         string            `json:"moduleId,omitempty"`
+	Body             []byte            `json:"body"`
+	Properties       map[string]string `json:"properties"`
+	SystemProperties map[string]string `json:"systemProperties"`
+}
+
+func toTelemetryJSON(m *Message) telemetryJSON {
+	return telemetryJSON{SequenceNumber: m.SequenceNumber, EnqueuedTime: m.EnqueuedTime, DeviceID: m.DeviceID, ModuleID: m.ModuleID,
+		Body: m.Body, Properties: m.Properties, SystemProperties: m.SystemProperties}
+}
+
 // telemetryPage is how many messages a non-following read takes at a time.
 const telemetryPage = 256
 
@@ -273,7 +289,7 @@ func (s *restServer) telemetryStream(w http.ResponseWriter, r *http.Request) err
 					return nil
 				}
 				if sq.keep(m.DeviceID, m.ModuleID) {
-					if sw.write(m.SequenceNumber, m) != nil {
+					if sw.write(m.SequenceNumber, toTelemetryJSON(&m)) != nil {
 						return nil
 					}
 				}
@@ -292,7 +308,7 @@ func (s *restServer) telemetryStream(w http.ResponseWriter, r *http.Request) err
 		if !sq.keep(m.DeviceID, m.ModuleID) {
 			continue
 		}
-		if sw.write(m.SequenceNumber, m) != nil {
+		if sw.write(m.SequenceNumber, toTelemetryJSON(&m)) != nil {
 			return nil
 		}
 	}
