@@ -43,7 +43,9 @@ func (c *Client) deliverC2D(r *iothub.Route, m *mqtt.Message) {
 	if r.Kind == iothub.RouteModuleInput {
 		msg.InputName = string(r.InputName)
 	}
+	c.c2dBusy.Store(true)
 	defer func() {
+		c.c2dBusy.Store(false)
 		if p := recover(); p != nil {
 			c.log.Error("device: C2D handler panicked", "panic", fmt.Sprint(p))
 		}

@@ -62,6 +62,7 @@ type Client struct {
 
 	wire     atomic.Pointer[wireConn] // the latest connection dialed
 	inflight atomic.Int64             // blocking QoS 1 Sends waiting for their PUBACK
+	c2dBusy  atomic.Bool              // a C2D handler runs: its PUBACK goes on this connection
 	gate     atomic.Pointer[chan struct{}]
 
 	mu          sync.Mutex
@@ -72,7 +73,8 @@ type Client struct {
 	closing     bool
 	fatal       error // why the client stopped by itself
 	authFails   int
-	kicks       []time.Time
+	kicks       []time.Time // recent connections the hub took away
+	suspectKick bool        // the last connection was closed by the hub soon after it opened
 	renewTimer  iothub.Timer
 	syncRIDs    map[string]bool // twin GETs whose reply ends a resynchronisation
 
@@ -210,6 +212,9 @@ func (c *Client) ModuleID() string { return c.id.moduleID }
 func (c *Client) dial(ctx context.Context) (net.Conn, error) {
 	nc, err := c.dialer.DialContext(ctx)
 	if err != nil {
+		c.mu.Lock()
+		c.suspectKick = false // the hub is away, not taken by another client
+		c.mu.Unlock()
 		return nil, classErr(ErrUnreachable, "device: dial", err)
 	}
 	w := newWireConn(nc, c.onConnack)
@@ -378,7 +383,8 @@ func (c *Client) scheduleRenewal() {
 const drainTimeout = 2 * time.Second
 
 // renew replaces the token with a planned reconnect: new sends wait, the
-// PUBACKs of those in flight are awaited briefly, then DISCONNECT; the
+// PUBACKs of those in flight and a C2D handler that is running are awaited
+// briefly (so its acknowledgement still goes out), then DISCONNECT; the
 // engine reconnects with a fresh token and resends whatever is still
 // unacknowledged. Nothing accepted is lost; a message whose PUBACK the
 // renewal overtook is delivered twice (at least once).
@@ -396,7 +402,7 @@ func (c *Client) renew() {
 	gate := make(chan struct{})
 	c.gate.Store(&gate)
 	deadline := time.Now().Add(drainTimeout)
-	for c.inflight.Load() > 0 && time.Now().Before(deadline) && c.ctx.Err() == nil {
+	for (c.inflight.Load() > 0 || c.c2dBusy.Load()) && time.Now().Before(deadline) && c.ctx.Err() == nil {
 		time.Sleep(2 * time.Millisecond)
 	}
 	w.end(errRenewal, true)
@@ -420,7 +426,25 @@ func (c *Client) onState(from, to State, err error) {
 		}
 		c.connected = true
 		c.connectedAt = time.Now()
-		if c.started {
+		if c.suspectKick {
+			// The hub closed the last connection soon after it opened
+			// and took this one at once: the sign of another client with
+			// our identity (a hub that is down refuses the dial instead).
+			c.suspectKick = false
+			now := time.Now()
+			kept := c.kicks[:0]
+			for _, k := range c.kicks {
+				if now.Sub(k) < c.cfg.KickWindow {
+					kept = append(kept, k)
+				}
+			}
+			c.kicks = append(kept, now)
+			if len(c.kicks) >= c.cfg.KickLimit {
+				c.failLocked(ErrKicked)
+				reportErr = ErrKicked
+			}
+		}
+		if c.started && c.fatal == nil {
 			c.spawn(c.afterConnect)
 		}
 	default:
@@ -436,18 +460,7 @@ func (c *Client) onState(from, to State, err error) {
 			if cause != nil {
 				reportErr = cause
 			} else if to == StateReconnecting && peerClosed(err) && uptime < c.cfg.KickWindow && c.cfg.KickLimit > 0 {
-				now := time.Now()
-				kept := c.kicks[:0]
-				for _, k := range c.kicks {
-					if now.Sub(k) < c.cfg.KickWindow {
-						kept = append(kept, k)
-					}
-				}
-				c.kicks = append(kept, now)
-				if len(c.kicks) >= c.cfg.KickLimit {
-					c.failLocked(ErrKicked)
-					reportErr = ErrKicked
-				}
+				c.suspectKick = true
 			}
 		}
 		if to == StateClosed && c.fatal != nil {

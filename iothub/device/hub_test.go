@@ -264,6 +264,11 @@ func (c *hubConn) serve() {
 		old.close() // one connection per identity
 	}
 	id.live = c
+	if id.session != nil {
+		for i := range id.session.c2d {
+			id.session.c2d[i].sent = false // unacknowledged: deliver again on c
+		}
+	}
 	present := id.session != nil && !cp.CleanSession
 	if id.session == nil || cp.CleanSession {
 		id.session = &hubSession{subs: map[string]bool{}, c2d: idOrNil(id.session)}

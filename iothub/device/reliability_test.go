@@ -427,3 +427,116 @@ func TestStateChangesObservable(t *testing.T) {
 		t.Fatalf("Send after Close: %v", err)
 	}
 }
+
+// TestRenewalDuringMethodAndC2D: a token renewal that happens while a
+// method handler runs and while C2D messages are being handled loses
+// neither: the method answer goes out on the new connection, and C2D
+// messages not yet acknowledged are delivered again. (The engine
+// acknowledges a message only on the connection it came on, so a C2D
+// backlog that takes longer to handle than a token lives would be
+// redelivered again and again; with the 2 s TTL here the backlog is
+// kept well under it.)
+func TestRenewalDuringMethodAndC2D(t *testing.T) {
+	h := newTestHub(t)
+	cs := h.addDevice("dev1")
+	cfg := h.config(cs, TransportMQTT)
+	cfg.TokenTTL = 2 * time.Second
+	cfg.ReconnectMax = 100 * time.Millisecond
+	cfg.Methods = map[string]MethodHandler{
+		"slow": func(ctx context.Context, req MethodRequest) (int, []byte, error) {
+			time.Sleep(2500 * time.Millisecond) // outlives the connection
+			return 200, []byte(`"ok"`), nil
+		},
+	}
+	var mu sync.Mutex
+	seen := map[string]int{}
+	cfg.OnC2D = func(ctx context.Context, m *C2DMessage) {
+		time.Sleep(20 * time.Millisecond)
+		mu.Lock()
+		seen[string(m.Payload)]++
+		mu.Unlock()
+	}
+	c := mustClient(t, cfg)
+	ctx := testCtx(t, 30*time.Second)
+	if err := c.Connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	first := h.connectCount()
+	res := make(chan error, 1)
+	go func() {
+		r, err := h.invoke("dev1", "slow", "", 10*time.Second)
+		if err == nil && r.Status != 200 {
+			err = fmt.Errorf("status %d", r.Status)
+		}
+		res <- err
+	}()
+	const n = 30
+	for i := range n {
+		h.sendC2D("dev1", strconv.Itoa(i), nil)
+	}
+	if err := <-res; err != nil {
+		t.Fatalf("method across a renewal: %v", err)
+	}
+	if h.connectCount() == first {
+		t.Fatal("no renewal happened during the method call")
+	}
+	waitFor(t, 10*time.Second, "every C2D message", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(seen) == n
+	})
+	waitFor(t, 5*time.Second, "C2D queue empty", func() bool {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		return len(h.ids["dev1"].session.c2d) == 0
+	})
+}
+
+// TestMethodConcurrencyBounded: at most MaxConcurrentMethods handlers run
+// at once; the others wait their turn and are all answered.
+func TestMethodConcurrencyBounded(t *testing.T) {
+	h := newTestHub(t)
+	cs := h.addDevice("dev1")
+	cfg := h.config(cs, TransportMQTT)
+	cfg.MaxConcurrentMethods = 2
+	var running, peak atomic.Int32
+	cfg.DefaultMethod = func(ctx context.Context, req MethodRequest) (int, []byte, error) {
+		n := running.Add(1)
+		for {
+			p := peak.Load()
+			if n <= p || peak.CompareAndSwap(p, n) {
+				break
+			}
+		}
+		time.Sleep(200 * time.Millisecond)
+		running.Add(-1)
+		return 200, nil, nil
+	}
+	c := mustClient(t, cfg)
+	if err := c.Connect(testCtx(t, 10*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 6)
+	for i := range 6 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r, err := h.invoke("dev1", "m"+strconv.Itoa(i), "", 10*time.Second)
+			if err == nil && r.Status != 200 {
+				err = fmt.Errorf("status %d", r.Status)
+			}
+			errs <- err
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if p := peak.Load(); p != 2 {
+		t.Fatalf("peak concurrency %d, want 2", p)
+	}
+}
