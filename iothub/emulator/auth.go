@@ -209,6 +209,9 @@ func (h *Hub) VerifyServiceToken(token string) (policy string, rights Rights, er
 	if err := verifyWithKeys(tok, h.now(), p.PrimaryKey, p.SecondaryKey); err != nil {
 		return "", 0, unauthorized("policy %q: %v", p.KeyName, err)
 	}
+	if h.now().After(tok.Expiry.Add(h.cfg.SASSkew)) {
+		return "", 0, unauthorized("policy %q: %v", p.KeyName, sas.ErrExpired)
+	}
 	res, rerr := tok.Resource()
 	if rerr != nil {
 		return "", 0, unauthorized("malformed sr")
@@ -397,6 +400,9 @@ func (h *Hub) authenticate(clientID, username, password []byte, hasPassword bool
 		}
 		if err := verifyFor(tok, resource, h.now(), keys); err != nil {
 			return authInfo{}, unauthorized("SAS token for %q: %v", u.ClientID(), err)
+		}
+		if h.now().After(tok.Expiry.Add(h.cfg.SASSkew)) {
+			return authInfo{}, unauthorized("SAS token for %q: %v", u.ClientID(), sas.ErrExpired)
 		}
 		a.method = "sas"
 		a.expiry = tok.Expiry

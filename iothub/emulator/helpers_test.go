@@ -129,12 +129,16 @@ func tryConnect(t *testing.T, h *emulator.Hub, deviceID string, o devOpts) (*dev
 	if ka == 0 {
 		ka = 60 * time.Second
 	}
+	var pwb []byte
+	if pw != "-" { // "-": no password (X.509)
+		pwb = []byte(pw)
+	}
 	c, err := mqtt.NewClient(mqtt.Config{
 		URL:            hubURL(h, o.transport),
 		Transport:      transport.Config{TLS: tc, WebSocketPath: emulator.WebSocketPath},
 		ClientID:       cid,
 		Username:       user,
-		Password:       []byte(pw),
+		Password:       pwb,
 		CleanSession:   o.clean,
 		KeepAlive:      ka,
 		Will:           o.will,

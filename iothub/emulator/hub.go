@@ -74,7 +74,7 @@ type Config struct {
 	// hours.
 	TelemetryRetention time.Duration
 	// TelemetryMaxBytes bounds the telemetry kept, oldest dropped first.
-	// Zero means 1 GiB.
+	// Zero means 1 GiB on disk, 128 MiB in memory; negative means no cap.
 	TelemetryMaxBytes int64
 
 	// Logger receives structured logs: each connection's id, identity and
@@ -91,6 +91,11 @@ type Config struct {
 	// throttled requests get res/429, as IoT Hub answers over its quota.
 	// Zero means no throttling.
 	TwinOpsPerSecond int
+
+	// SASSkew is the clock skew allowed past a SAS token's expiry (se).
+	// Zero means 5 minutes, as IoT Hub allows (contract §2); negative
+	// means none, for tests of expiry.
+	SASSkew time.Duration
 
 	// HandshakeTimeout bounds the TLS handshake plus the CONNECT packet of
 	// a new connection. Zero means 10 s.
@@ -119,6 +124,7 @@ type Hub struct {
 	persist  map[string]*sessionRecord  // identity key → persistent session state
 	state    map[string]connectionState // identity key → last state change
 	changed  chan struct{}              // closed and replaced on every live change
+	failTwin map[string]failSpec        // identity key → injected twin failures
 	closed   bool
 	nextConn atomic.Uint64
 
@@ -151,8 +157,13 @@ func Start(ctx context.Context, cfg Config) (*Hub, error) {
 	if cfg.TelemetryRetention <= 0 {
 		cfg.TelemetryRetention = 24 * time.Hour
 	}
-	if cfg.TelemetryMaxBytes <= 0 {
-		cfg.TelemetryMaxBytes = 1 << 30
+	switch {
+	case cfg.SASSkew == 0:
+		cfg.SASSkew = sasSkew
+	case cfg.SASSkew < 0:
+		cfg.SASSkew = 0
+	case cfg.SASSkew > sasSkew:
+		cfg.SASSkew = sasSkew // sas.Verify allows no more
 	}
 	if cfg.HandshakeTimeout <= 0 {
 		cfg.HandshakeTimeout = 10 * time.Second
@@ -162,16 +173,17 @@ func Start(ctx context.Context, cfg Config) (*Hub, error) {
 		log = slog.New(discardHandler{})
 	}
 	h := &Hub{
-		cfg:     cfg,
-		log:     log,
-		reg:     newRegistry(),
-		twins:   newTwinStore(),
-		live:    map[string]*session{},
-		conns:   map[*session]struct{}{},
-		persist: map[string]*sessionRecord{},
-		state:   map[string]connectionState{},
-		changed: make(chan struct{}),
-		stop:    make(chan struct{}),
+		cfg:      cfg,
+		log:      log,
+		reg:      newRegistry(),
+		twins:    newTwinStore(),
+		live:     map[string]*session{},
+		conns:    map[*session]struct{}{},
+		persist:  map[string]*sessionRecord{},
+		state:    map[string]connectionState{},
+		failTwin: map[string]failSpec{},
+		changed:  make(chan struct{}),
+		stop:     make(chan struct{}),
 	}
 	h.methods = iothub.NewMethodTable(nil)
 	if cfg.TwinOpsPerSecond > 0 {
@@ -437,7 +449,8 @@ func (h *Hub) now() time.Time {
 	return time.Now()
 }
 
-// housekeeping expires C2D messages and telemetry, once a second.
+// housekeeping expires C2D messages once a second (the telemetry log
+// applies its own retention).
 func (h *Hub) housekeeping() {
 	defer h.wg.Done()
 	t := time.NewTicker(time.Second)
@@ -448,7 +461,6 @@ func (h *Hub) housekeeping() {
 			return
 		case <-t.C:
 			h.c2d.expire()
-			h.telemetry.trim()
 		}
 	}
 }
@@ -485,6 +497,38 @@ func (h *Hub) closeIdentity(deviceID, moduleID, reason string) {
 	if s != nil {
 		s.close(reason, false)
 	}
+}
+
+// failSpec is an injected twin failure: the next n requests answer status.
+type failSpec struct{ status, n int }
+
+// FailTwin makes the next n twin requests (GET or reported PATCH) of an
+// identity answer $iothub/twin/res/{status} instead of being served, for
+// tests of a client's retries (429, 500, …). n 0 clears it.
+func (h *Hub) FailTwin(deviceID, moduleID string, status, n int) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if n <= 0 {
+		delete(h.failTwin, identityKey(deviceID, moduleID))
+		return
+	}
+	h.failTwin[identityKey(deviceID, moduleID)] = failSpec{status: status, n: n}
+}
+
+// takeTwinFailure returns the status of an injected failure for key, or 0.
+func (h *Hub) takeTwinFailure(key string) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	f, ok := h.failTwin[key]
+	if !ok {
+		return 0
+	}
+	if f.n--; f.n <= 0 {
+		delete(h.failTwin, key)
+	} else {
+		h.failTwin[key] = f
+	}
+	return f.status
 }
 
 // dropSession forgets the persistent session state of an identity.

@@ -179,10 +179,27 @@ func (s *session) handshake() bool {
 	s.connected = now
 	s.lastAct.Store(now.UnixNano())
 
+	// Everything other goroutines may read is set before the session is
+	// registered, under s.mu.
+	s.mu.Lock()
+	s.c2dQoS = packet.QoS1
+	s.c2dActive = !s.clean && a.moduleID == ""
+	if !a.expiry.IsZero() {
+		d := a.expiry.Sub(now)
+		if d < 0 {
+			d += h.cfg.SASSkew // accepted within the clock skew: allow the skew
+		}
+		s.expiry = time.AfterFunc(max(d, 0), func() {
+			s.close("SAS token expired (401003 IoTHubUnauthorized)", false)
+		})
+	}
+	s.mu.Unlock()
+
 	// Register: one live connection per identity (contract §7).
 	h.mu.Lock()
 	if h.closed {
 		h.mu.Unlock()
+		s.close("hub closed", false)
 		return false
 	}
 	old := h.live[s.key]
@@ -190,6 +207,7 @@ func (s *session) handshake() bool {
 	h.conns[s] = struct{}{}
 	present := false
 	var persistOp op
+	var restored []subRecord
 	if s.clean {
 		if _, ok := h.persist[s.key]; ok {
 			delete(h.persist, s.key)
@@ -197,14 +215,24 @@ func (s *session) handshake() bool {
 		}
 	} else if rec, ok := h.persist[s.key]; ok {
 		present = true
-		s.subs = append(s.subs, rec.Subs...)
+		restored = append(restored, rec.Subs...)
 	} else {
 		h.persist[s.key] = &sessionRecord{}
 		persistOp = put(bucketSessions, []byte(s.key), &sessionRecord{})
 	}
 	h.state[s.key] = connectionState{since: now.UTC(), lastActivity: now.UTC()}
-	h.notifyLocked()
 	h.mu.Unlock()
+	if len(restored) > 0 {
+		s.mu.Lock()
+		s.subs = restored
+		for _, sub := range restored {
+			if f, err := iothub.ParseFilter([]byte(sub.Filter)); err == nil && f.Kind == iothub.FilterC2D {
+				s.c2dQoS = packet.QoS(sub.QoS)
+			}
+		}
+		s.mu.Unlock()
+	}
+	h.notify()
 	if old != nil {
 		old.close("a new connection for the same identity (400027 ConnectionForcefullyClosedOnNewConnection)", false)
 	}
@@ -213,35 +241,20 @@ func (s *session) handshake() bool {
 			s.log.Error("session state not saved", "err", err)
 		}
 	}
-	// A persistent session receives queued C2D at once, before it
-	// subscribes again (contract §1, §4); a clean one after SUBSCRIBE.
-	s.c2dQoS = packet.QoS1
-	for _, sub := range s.subs {
-		if f, err := iothub.ParseFilter([]byte(sub.Filter)); err == nil && f.Kind == iothub.FilterC2D {
-			s.c2dQoS = packet.QoS(sub.QoS)
-		}
+	if a.modelID != "" {
+		h.setModelID(s.key, a.modelID)
 	}
-	s.c2dActive = !s.clean && a.moduleID == ""
+	// A persistent session receives queued C2D right after CONNACK, before
+	// it subscribes again (contract §1, §4); a clean one after SUBSCRIBE.
 	if err := s.writeConnack(present, packet.ConnackAccepted); err != nil {
 		s.close("CONNACK not written: "+err.Error(), false)
 		return true
-	}
-	if !a.expiry.IsZero() {
-		d := a.expiry.Sub(now)
-		if d < 0 {
-			d += sasSkew // accepted within the clock skew: allow the skew
-		}
-		s.expiry = time.AfterFunc(max(d, 0), func() {
-			s.close("SAS token expired (401003 IoTHubUnauthorized)", false)
-		})
 	}
 	s.log.Info("device connected", "cleanSession", s.clean, "sessionPresent", present,
 		"keepAlive", c.KeepAlive, "auth", a.method, "scope", a.scope)
 	h.events.emit(ConnectionEvent{Type: EventConnected, DeviceID: a.deviceID, ModuleID: a.moduleID,
 		ConnectionID: s.id, Transport: s.transport, Time: now.UTC()})
-	if s.c2dActive {
-		s.kickC2D()
-	}
+	s.kickC2D()
 	return true
 }
 
@@ -595,9 +608,11 @@ func (s *session) close(reason string, graceful bool) {
 	s.closeOnce.Do(func() {
 		s.reason = reason
 		s.graceful = graceful
+		s.mu.Lock()
 		if s.expiry != nil {
 			s.expiry.Stop()
 		}
+		s.mu.Unlock()
 		if wc, ok := s.nc.(*transport.WSConn); ok && !graceful {
 			wc.Close()
 		} else {

@@ -17,18 +17,17 @@ import (
 // ordered records, a big-endian sequence number). This file is the only
 // place that knows the layout.
 var (
-	bucketDevices   = []byte("devices")   // deviceId → deviceRecord
-	bucketModules   = []byte("modules")   // deviceId "/" moduleId → moduleRecord
-	bucketPolicies  = []byte("policies")  // keyName → Policy
-	bucketTwins     = []byte("twins")     // identity key → twinRecord
-	bucketC2D       = []byte("c2d")       // deviceId 0x00 seq → c2dRecord
-	bucketFeedback  = []byte("feedback")  // seq → FeedbackRecord
-	bucketCAs       = []byte("cacerts")   // name → caRecord
-	bucketSessions  = []byte("sessions")  // identity key → sessionRecord
-	bucketTelemetry = []byte("telemetry") // seq → encoded Message (until the event log lands)
-	bucketMeta      = []byte("meta")      // counters
-	allBuckets      = [][]byte{bucketDevices, bucketModules, bucketPolicies, bucketTwins, bucketC2D,
-		bucketFeedback, bucketCAs, bucketSessions, bucketTelemetry, bucketMeta}
+	bucketDevices  = []byte("devices")  // deviceId → deviceRecord
+	bucketModules  = []byte("modules")  // deviceId "/" moduleId → moduleRecord
+	bucketPolicies = []byte("policies") // keyName → Policy
+	bucketTwins    = []byte("twins")    // identity key → twinRecord
+	bucketC2D      = []byte("c2d")      // deviceId 0x00 seq → c2dRecord
+	bucketFeedback = []byte("feedback") // seq → FeedbackRecord
+	bucketCAs      = []byte("cacerts")  // name → caRecord
+	bucketSessions = []byte("sessions") // identity key → sessionRecord
+	bucketMeta     = []byte("meta")     // counters
+	allBuckets     = [][]byte{bucketDevices, bucketModules, bucketPolicies, bucketTwins, bucketC2D,
+		bucketFeedback, bucketCAs, bucketSessions, bucketMeta}
 )
 
 // store persists the hub's state. A nil *store is the in-memory mode: every

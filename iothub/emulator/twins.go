@@ -249,6 +249,9 @@ func (l *twinLimiter) allow(now time.Time) bool {
 // 200 with the twin, 204 with the new $version once the patch is durable,
 // 400 for an invalid patch, 429 when throttled.
 func (h *Hub) twinRequest(s *session, r *iothub.Route, payload []byte) iothub.Action {
+	if st := h.takeTwinFailure(s.key); st != 0 {
+		return iothub.Action{Topic: iothub.AppendTwinResponseTopic(nil, st, r.RequestID, -1)}
+	}
 	if !h.twinLimit.allow(time.Now()) {
 		return iothub.Action{Topic: iothub.AppendTwinResponseTopic(nil, 429, r.RequestID, -1)}
 	}
