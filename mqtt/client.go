@@ -1,15 +1,18 @@
 package mqtt
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"log/slog"
 	"net"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/hubwire/hubwire/internal/bufpool"
 	"github.com/hubwire/hubwire/internal/ctxio"
 	"github.com/hubwire/hubwire/packet"
 )
@@ -57,7 +60,7 @@ type Client struct {
 	freePending []*pending
 	rx2         map[packet.ID]rxQoS2 // incoming QoS 2 messages between PUBLISH and PUBREL
 	subs        []route              // subscriptions to restore on a new session, in order
-	scratch     []byte               // encodes publishes while disconnected
+	pendingSeq  uint64               // order of the publishes, for resending
 	validTopic  []byte               // a copy of the last topic name that passed validation
 
 	routes atomic.Pointer[[]route] // snapshot of subs for the delivery goroutine
@@ -75,6 +78,15 @@ type Client struct {
 	// goroutine running the callback, which owns its own end.
 	inRunCallback atomic.Bool
 	inHandler     atomic.Bool
+
+	// The Store queue (see storeq.go); guarded by mu.
+	storeQ        []storeOp
+	storeSpare    []storeOp
+	storeBusy     bool          // an executor is running the queue
+	storeStarted  bool          // the store goroutine was started
+	storeStopping bool          // Close asked the store goroutine to return
+	storeWake     chan struct{} // cap 1
+	storeDone     chan struct{} // closed when the store goroutine returns
 
 	deliverOnce sync.Once
 	queue       chan *Message
@@ -100,8 +112,12 @@ const (
 type pending struct {
 	kind     pendingKind
 	qos      packet.QoS
-	released bool // QoS 2: PUBREC received, PUBREL sent
-	slot     bool // holds a token of Client.sem
+	released bool    // QoS 2: PUBREC received, PUBREL sent
+	slot     bool    // holds a token of Client.sem
+	stored   bool    // publish: its Put returned, it may go on the wire
+	sent     bool    // publish: written on some connection (DUP when resent on a resumed session)
+	seq      uint64  // publish: its place in the resend order
+	pkt      *[]byte // publish: the encoded PUBLISH, or its PUBREL once released (from internal/bufpool)
 	done     func(error)
 	req      chan []byte // subscribe/unsubscribe: SUBACK codes (nil for UNSUBACK); nil channel for resubscribes
 	filters  []string    // subscribe/unsubscribe: the filters, in packet order
@@ -134,6 +150,8 @@ func NewClient(cfg Config) (*Client, error) {
 		done:        make(chan struct{}),
 		queue:       make(chan *Message, cfg.HandlerQueue),
 		deliverDone: make(chan struct{}),
+		storeWake:   make(chan struct{}, 1),
+		storeDone:   make(chan struct{}),
 	}
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
@@ -164,7 +182,11 @@ func (c *Client) loadStore() error {
 			bad = invalid("store: packet "+strconv.Itoa(int(id)), err)
 			return false
 		}
-		pe := &pending{kind: kindPublish, qos: st.QoS, released: st.Type == packet.TypePubrel}
+		c.pendingSeq++
+		pe := &pending{kind: kindPublish, qos: st.QoS, released: st.Type == packet.TypePubrel,
+			stored: true, sent: true, seq: c.pendingSeq}
+		pe.pkt = bufpool.Get(len(pkt))
+		*pe.pkt = append(*pe.pkt, pkt...)
 		select {
 		case c.sem <- struct{}{}:
 			pe.slot = true
@@ -428,44 +450,43 @@ func (c *Client) install(cn *conn, sessionPresent bool) error {
 	return nil
 }
 
-// resendLocked queues the stored packets on cn in their original order
-// [MQTT-4.4.0-1]: PUBLISH with DUP set when the session was resumed, and
-// PUBREL. Without a session, publishes go out as new messages and QoS 2
-// messages already released are complete: the old session received them.
+// resendLocked queues the unacknowledged packets on cn in their original
+// order [MQTT-4.4.0-1], from the client's own copies: PUBLISH with DUP set
+// when the session was resumed and it was sent before, and PUBREL. Without
+// a session, publishes go out as new messages and QoS 2 messages already
+// released are complete: the old session received them. A publish whose
+// Put has not returned yet is left to the Store queue, which sends it once
+// stored (after these, since its place in the order is later).
 func (c *Client) resendLocked(cn *conn, sessionPresent bool) (completed []func(error)) {
 	if len(c.pending) == 0 {
 		return nil
 	}
+	var resend []*pending
+	for _, pe := range c.pending {
+		if pe.kind == kindPublish && pe.stored {
+			resend = append(resend, pe)
+		}
+	}
+	slices.SortFunc(resend, func(a, b *pending) int { return cmp.Compare(a.seq, b.seq) })
 	var done []packet.ID
-	bp := c.bufLocked(cn)
-	err := c.store.Range(func(id packet.ID, pkt []byte) bool {
-		pe := c.pending[id]
-		if pe == nil || pe.kind != kindPublish || len(pkt) == 0 {
-			return true
-		}
-		st, err := packet.PeekStored(pkt)
-		if err != nil {
-			c.log.Error("mqtt: store: resend", "id", int(id), "err", err)
-			return true
-		}
-		switch st.Type {
-		case packet.TypePublish:
-			start := len(*bp)
-			*bp = append(*bp, pkt...)
-			// DUP on a resumed session [MQTT-3.3.1-1]; cannot fail on a
-			// QoS 1 or 2 PUBLISH.
-			_ = packet.SetDup((*bp)[start:], sessionPresent)
-		case packet.TypePubrel:
+	for _, pe := range resend {
+		pkt := *pe.pkt
+		if pe.released {
 			if sessionPresent {
+				bp := c.reserveLocked(cn, len(pkt))
 				*bp = append(*bp, pkt...)
-			} else {
-				done = append(done, id)
+			} else if st, err := packet.PeekStored(pkt); err == nil {
+				done = append(done, st.ID)
 			}
+			continue
 		}
-		return true
-	})
-	if err != nil {
-		c.log.Error("mqtt: store: resend", "err", err)
+		bp := c.reserveLocked(cn, len(pkt))
+		start := len(*bp)
+		*bp = append(*bp, pkt...)
+		// DUP on a resumed session [MQTT-3.3.1-1]; cannot fail on a QoS 1
+		// or 2 PUBLISH.
+		_ = packet.SetDup((*bp)[start:], sessionPresent && pe.sent)
+		pe.sent = true
 	}
 	for _, id := range done {
 		if f := c.completeLocked(id); f != nil {
@@ -681,9 +702,23 @@ func (c *Client) Close(ctx context.Context) error {
 		}
 	}
 
+	// The reader is gone: let the Store queue finish (the packets of the
+	// publishes given up on below stay in a persistent Store).
+	if storeDone := c.stopStore(); storeDone != nil {
+		select {
+		case <-storeDone:
+		case <-ctx.Done():
+			if result == nil {
+				result = ctx.Err()
+			}
+		}
+	}
+
 	c.mu.Lock()
 	var fail []func(error)
 	for id, pe := range c.pending {
+		// pe.pkt is not returned to the pool: a publisher running the
+		// Store queue may still be reading it.
 		if pe.kind == kindPublish && pe.done != nil {
 			fail = append(fail, pe.done)
 		}
@@ -850,8 +885,10 @@ func (c *Client) completeLocked(id packet.ID) func(error) {
 func (c *Client) finishLocked(id packet.ID) (done func(error), slot bool) {
 	pe := c.pending[id]
 	delete(c.pending, id)
-	if err := c.store.Delete(id); err != nil {
-		c.log.Error("mqtt: store: delete", "id", int(id), "err", err)
+	c.enqueueStoreLocked(storeOp{kind: opDelete, id: id})
+	c.kickStoreLocked()
+	if pe.pkt != nil {
+		bufpool.Put(pe.pkt)
 	}
 	done, slot = pe.done, pe.slot
 	c.freePendingLocked(pe)

@@ -383,11 +383,12 @@ func (c *Client) onAck(cn *conn, t packet.Type, id packet.ID) {
 		if pe.kind == kindPublish && pe.qos == packet.QoS2 {
 			if !pe.released {
 				pe.released = true
-				var rel [4]byte
-				pkt, _ := (&packet.Pubrel{ID: id}).AppendBinary(rel[:0]) // id is non-zero
-				if err := c.store.Put(id, pkt); err != nil {
-					c.log.Error("mqtt: store: put PUBREL", "id", int(id), "err", err)
-				}
+				// The PUBREL replaces the PUBLISH, in the client's copy
+				// (the Store's Put of it returned before it was sent) and
+				// in the Store.
+				*pe.pkt, _ = (&packet.Pubrel{ID: id}).AppendBinary((*pe.pkt)[:0]) // id is non-zero
+				c.enqueueStoreLocked(storeOp{kind: opPutRel, id: id})
+				c.kickStoreLocked()
 			}
 			if c.liveLocked(cn) {
 				c.appendAckLocked(cn, packet.TypePubrel, id)

@@ -151,7 +151,19 @@ func TestStoreFollowsAcks(t *testing.T) {
 	if rel, ok := fc.next().(*packet.Pubrel); !ok || rel.ID != p2.ID {
 		t.Fatal("want PUBREL")
 	}
-	if d := cmp.Diff([]entry{{p2.ID, packet.TypePubrel}, {p1.ID, packet.TypePublish}}, contents()); d != "" {
+	// The Store is written off the client's lock, after the PUBREL left:
+	// wait (bounded) for it to catch up.
+	eventually := func(want []entry) string {
+		deadline := time.Now().Add(testTimeout)
+		for {
+			d := cmp.Diff(want, contents())
+			if d == "" || time.Now().After(deadline) {
+				return d
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	if d := eventually([]entry{{p2.ID, packet.TypePubrel}, {p1.ID, packet.TypePublish}}); d != "" {
 		t.Fatalf("store after PUBREC (-want +got):\n%s", d)
 	}
 	fc.send(&packet.Puback{ID: p1.ID})
@@ -160,6 +172,9 @@ func TestStoreFollowsAcks(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+	}
+	if d := eventually(nil); d != "" {
+		t.Fatalf("store after PUBACK and PUBCOMP (-want +got):\n%s", d)
 	}
 	if n := store.Len(); n != 0 {
 		t.Fatalf("store holds %d packets after PUBACK and PUBCOMP", n)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"sync"
 
+	"github.com/hubwire/hubwire/internal/bufpool"
 	"github.com/hubwire/hubwire/packet"
 )
 
@@ -162,39 +163,30 @@ func (c *Client) publishQ(ctx context.Context, m *Message, done func(error)) err
 		return errNoPacketID
 	}
 	p := packet.Publish{QoS: m.QoS, Retain: m.Retain, Topic: m.Topic, ID: id, Payload: m.Payload}
-	var (
-		pkt   []byte
-		err   error
-		bp    *[]byte
-		start int
-	)
-	if cn := c.cur; cn != nil {
-		bp = c.reserveLocked(cn, p.Size())
-		start = len(*bp)
-		*bp, err = p.AppendBinary(*bp)
-		pkt = (*bp)[start:]
-	} else {
-		c.scratch, err = p.AppendBinary(c.scratch[:0])
-		pkt = c.scratch
-	}
-	if err != nil {
+	bp := bufpool.Get(p.Size())
+	var err error
+	if *bp, err = p.AppendBinary(*bp); err != nil {
 		c.mu.Unlock()
+		bufpool.Put(bp)
 		c.releaseSlot()
 		return invalid("publish", err)
 	}
-	if err := c.store.Put(id, pkt); err != nil {
-		if bp != nil {
-			*bp = (*bp)[:start]
-		}
-		c.mu.Unlock()
-		c.releaseSlot()
-		return &wrapped{msg: "mqtt: store: " + err.Error(), err: err}
-	}
 	pe := c.newPendingLocked()
-	pe.kind, pe.qos, pe.slot, pe.done = kindPublish, m.QoS, true, done
+	c.pendingSeq++
+	pe.kind, pe.qos, pe.slot, pe.done, pe.pkt, pe.seq = kindPublish, m.QoS, true, done, bp, c.pendingSeq
 	c.pending[id] = pe
+	// Store it before it goes on the wire, outside mu (see storeq.go):
+	// run the Store queue here unless another goroutine is running it.
+	w := putWaiterPool.Get().(*putWaiter)
+	c.enqueueStoreLocked(storeOp{kind: opPut, id: id, pkt: *bp, pe: pe, w: w})
+	if !c.storeBusy {
+		c.storeBusy = true
+		c.runStoreLocked()
+	}
 	c.mu.Unlock()
-	return nil
+	err = <-w.ch
+	putWaiterPool.Put(w)
+	return err
 }
 
 var errNilMessage = invalid("publish: nil message", nil)

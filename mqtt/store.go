@@ -16,8 +16,23 @@ import (
 // survives the process (a file, a database) lets a new Client with the same
 // ClientID resume: NewClient reads it back with Range.
 //
-// The client calls a Store from several goroutines, but never concurrently
-// for the same id.
+// Concurrency contract: the client never calls the Store while holding its
+// own lock, so a slow Store (a disk, a database) delays neither
+// acknowledgements, nor keep-alive, nor QoS 0 publishes, nor the handling
+// of received messages. The client makes one Store call at a time (from
+// whichever of its goroutines or its publishers' runs the queue of calls),
+// in the order the packets' states changed, so a Store need not be safe
+// for concurrent use as long as it may be called from different
+// goroutines. A QoS 1 or 2 Publish or PublishAsync returns only after its
+// Put returned, and the packet goes on the wire only then (a failing Put
+// rejects the publish with its error), so its acknowledgement and Delete
+// always follow the Put. The Delete of an acknowledged packet and the Put
+// of a PUBREL may run after the acknowledgement was reported: a process
+// that stops in between finds the packet again and resends it, which
+// at-least-once delivery allows. Publishers of QoS 1 and 2 wait for the
+// Store calls queued before theirs, so their rate is bounded by the
+// Store's. Range is called only by NewClient: the client resends from its
+// own copies.
 type Store interface {
 	// Put records pkt under id, replacing any packet already stored under
 	// id without changing its position in the order. pkt is valid only
