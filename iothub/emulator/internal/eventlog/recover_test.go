@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 )
 
 // frameOffset returns the offset of record i in a single-segment log of
@@ -267,4 +268,32 @@ func TestSealedSegmentShort(t *testing.T) {
 		t.Fatalf("Read across a gap: %v, want ErrCorrupt", err)
 	}
 	checkConsecutive(t, got, 0, 10)
+}
+
+// TestSeqAtAfterReopen positions by time in sealed segments found at Open
+// (indexed lazily).
+func TestSeqAtAfterReopen(t *testing.T) {
+	dir := t.TempDir()
+	t0 := time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)
+	clk := &manualClock{now: t0}
+	opts := Options{SegmentBytes: minSegmentBytes, Now: clk.Now, MaxAge: -1}
+	l, err := Open(dir, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := uint64(0); i < 800; i++ {
+		l.Append(payload(i))
+		clk.Advance(time.Second)
+	}
+	l.Close()
+	l = mustOpen(t, dir, opts)
+	for _, want := range []uint64{0, 1, 150, 401, 799} {
+		got, err := l.SeqAt(t0.Add(time.Duration(want) * time.Second))
+		if err != nil || got != want {
+			t.Errorf("SeqAt(t0+%ds) = %d, %v; want %d", want, got, err, want)
+		}
+	}
+	if got, _ := l.SeqAt(t0.Add(time.Hour)); got != 800 {
+		t.Errorf("SeqAt after the last record = %d, want Next 800", got)
+	}
 }
