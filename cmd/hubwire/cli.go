@@ -307,6 +307,9 @@ func rootCommand() *command {
 		subs: []*command{
 			demoCommand(),
 			emulatorCommand(),
+			twinCommand(),
+			sendCommand(),
+			listenCommand(),
 			sasCommand(),
 		},
 		example: "go run ./cmd/hubwire demo\nhubwire emulator --in-memory\nhubwire sas token --connection-string \"$IOTHUB_DEVICE_CONNECTION_STRING\" --ttl 24h",

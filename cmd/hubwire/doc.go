@@ -17,8 +17,9 @@
 // IOTHUB_CONNECTION_STRING for a service (policy) string and
 // IOTHUB_DEVICE_CONNECTION_STRING for a device or module string, the names
 // the Azure IoT SDK samples use. HUBWIRE_CA_FILE names a CA to trust (the
-// emulator's), HUBWIRE_SERVICE_ENDPOINT and HUBWIRE_DEVICE_ADDRESS point
-// the commands at an emulator on other ports. Secrets are never echoed in
+// emulator's); HUBWIRE_SERVICE_ENDPOINT, HUBWIRE_MQTT_ADDRESS and
+// HUBWIRE_WSS_ADDRESS point the commands at an emulator on other ports
+// ("hubwire emulator" prints the export lines). Secrets are never echoed in
 // errors. Bad usage exits 2 with one line on the standard error; a failed
 // command exits 1.
 //

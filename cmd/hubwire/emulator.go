@@ -239,7 +239,10 @@ func printBanner(w io.Writer, hub *emulator.Hub, dataDir, caFile string, devices
 		fmt.Fprintf(w, "  export %s=https://%s\n", envServiceEndpoint, a)
 	}
 	if a := hub.MQTTAddr(); a != nil && port(a) != "8883" {
-		fmt.Fprintf(w, "  export %s=%s\n", envDeviceAddress, a)
+		fmt.Fprintf(w, "  export %s=%s\n", envMQTTAddress, a)
+	}
+	if a := hub.HTTPSAddr(); a != nil && port(a) != "443" {
+		fmt.Fprintf(w, "  export %s=%s\n", envWSSAddress, a)
 	}
 	if len(devices) > 0 {
 		fmt.Fprintf(w, "  export %s=%s\n", envDeviceConnStr, shellQuote(devices[0][1]))

@@ -133,8 +133,8 @@ func TestEmulatorServesAndStopsCleanly(t *testing.T) {
 	wssURL := field(t, out, `MQTT over WSS +(wss://\S+)`)
 	caFile := field(t, out, `CA certificate +(\S+)`)
 	cs := field(t, out, "Device dev1 connection string:\n  (\\S+)")
-	if got := field(t, out, `export HUBWIRE_DEVICE_ADDRESS=(\S+)`); got != mqttAddr {
-		t.Errorf("HUBWIRE_DEVICE_ADDRESS %s, MQTT address %s", got, mqttAddr)
+	if got := field(t, out, `export HUBWIRE_MQTT_ADDRESS=(\S+)`); got != mqttAddr {
+		t.Errorf("HUBWIRE_MQTT_ADDRESS %s, MQTT address %s", got, mqttAddr)
 	}
 	pem, err := os.ReadFile(caFile)
 	if err != nil {
@@ -145,6 +145,12 @@ func TestEmulatorServesAndStopsCleanly(t *testing.T) {
 		t.Fatalf("%s holds no certificate", caFile)
 	}
 	httpsAddr := strings.TrimSuffix(strings.TrimPrefix(wssURL, "wss://"), "/$iothub/websocket")
+	if got := field(t, out, `export HUBWIRE_WSS_ADDRESS=(\S+)`); got != httpsAddr {
+		t.Errorf("HUBWIRE_WSS_ADDRESS %s, HTTPS address %s", got, httpsAddr)
+	}
+	if got := field(t, out, `export HUBWIRE_SERVICE_ENDPOINT=(\S+)`); got != "https://"+httpsAddr {
+		t.Errorf("HUBWIRE_SERVICE_ENDPOINT %s, HTTPS address %s", got, httpsAddr)
+	}
 	for _, tc := range []struct{ transport, addr string }{{device.TransportMQTT, mqttAddr}, {device.TransportMQTTWebSocket, httpsAddr}} {
 		t.Run(tc.transport, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
