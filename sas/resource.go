@@ -17,8 +17,9 @@ import "github.com/hubwire/hubwire/internal/percent"
 // difference from WebUtility is the space, which we write as %20 rather than
 // '+': ids cannot hold a space, and our decoder reads '+' as a literal plus,
 // so %20 keeps our own output round-tripping. Other SDKs escape a little
-// differently (Node's encodeURIComponent keeps ' and ~, Go's QueryEscape
-// encodes ! * ( ), C writes lower-case hex). The signature covers sr exactly
+// differently (the Node SDK keeps ~ and writes ! ' ( ) * as lower-case
+// %21 %27 %28 %29 %2a, Go's QueryEscape encodes ! * ( ), C writes
+// lower-case hex). The signature covers sr exactly
 // as sent, so all of them verify; ResourceCovers compares decoded segments,
 // so scope checks do not depend on which characters a client chose to
 // escape, nor on whether it escaped the ids inside the URI at all (the Node
