@@ -1,6 +1,7 @@
 package emulator
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -68,7 +69,7 @@ var sysNames = []struct {
 // hub properties stamped. The error is the reason to close the connection.
 func (h *Hub) newTelemetry(a *authInfo, r *iothub.Route, payload []byte, retain, will bool, now time.Time) (*Message, error) {
 	var props iothub.Properties
-	if err := props.ParseD2C(r.Bag); err != nil {
+	if err := props.ParseD2C(dropEmptyKeys(r.Bag)); err != nil {
 		return nil, errors.New("telemetry property bag: " + err.Error())
 	}
 	if n := len(payload) + props.CountedSize(); n > MaxTelemetrySize {
@@ -110,6 +111,25 @@ func (h *Hub) newTelemetry(a *authInfo, r *iothub.Route, payload []byte, retain,
 		sp["dt-dataschema"] = a.modelID
 	}
 	return m, nil
+}
+
+// dropEmptyKeys removes the pairs with an empty key ("=v") from a bag: the
+// Node SDK can send them, and IoT Hub accepts the message.
+func dropEmptyKeys(bag []byte) []byte {
+	if len(bag) == 0 || (bag[0] != '=' && !bytes.Contains(bag, []byte("&="))) {
+		return bag
+	}
+	out := make([]byte, 0, len(bag))
+	for _, seg := range bytes.Split(bag, []byte("&")) {
+		if len(seg) == 0 || seg[0] == '=' {
+			continue
+		}
+		if len(out) > 0 {
+			out = append(out, '&')
+		}
+		out = append(out, seg...)
+	}
+	return out
 }
 
 // Position is where a telemetry read starts: Earliest, Latest or
