@@ -307,7 +307,11 @@ func rootCommand() *command {
 		subs: []*command{
 			demoCommand(),
 			emulatorCommand(),
+			deviceCommand(),
 			twinCommand(),
+			methodCommand(),
+			c2dCommand(),
+			monitorCommand(),
 			sendCommand(),
 			listenCommand(),
 			sasCommand(),

@@ -284,7 +284,7 @@ func (s *sender) report(w io.Writer, deviceID, moduleID string) {
 		what = "written (QoS 0)"
 	}
 	if s.sent == 1 && s.errs == 0 {
-		fmt.Fprintf(w, "sent 1 message (%d bytes) as %s, %s in %s\n", s.bytes, who, what, ms(s.stats.max()))
+		fmt.Fprintf(w, "sent 1 message (%d byte%s) as %s, %s in %s\n", s.bytes, plural(s.bytes), who, what, ms(s.stats.max()))
 		return
 	}
 	el := s.end.Sub(s.start)
