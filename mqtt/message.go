@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"sync"
 
+	"github.com/hubwire/hubwire/internal/bufpool"
 	"github.com/hubwire/hubwire/packet"
 )
 
@@ -40,7 +41,7 @@ type Message struct {
 	// Set on received messages that are acknowledged after their handler
 	// (Config.AckAfterHandler): the connection they arrived on.
 	ackConn *conn
-	buf     []byte // owns Topic and Payload of received messages
+	buf     *[]byte // owns Topic and Payload of received messages (from internal/bufpool)
 }
 
 // Clone returns a copy of m that shares no memory with it. Allocates.
@@ -79,26 +80,24 @@ type Subscription struct {
 // SubackFailure is the granted QoS reported for a refused filter.
 const SubackFailure packet.QoS = packet.QoS(packet.SubackFailure)
 
-// maxPooledPayload bounds the payload buffers kept for reuse.
-const maxPooledPayload = 64 << 10
-
+// messagePool recycles received Messages; their topic and payload bytes
+// come from internal/bufpool, shared with the reader and writer buffers.
 var messagePool = sync.Pool{New: func() any { return new(Message) }}
 
 // newIncoming copies p out of the reader's frame into a pooled Message: its
 // topic and payload share one buffer.
 func newIncoming(p *packet.Publish) *Message {
 	m := messagePool.Get().(*Message)
-	buf := append(append(m.buf[:0], p.Topic...), p.Payload...)
 	n := len(p.Topic)
-	*m = Message{Topic: buf[:n:n], Payload: buf[n:], QoS: p.QoS, Retain: p.Retain, Dup: p.Dup, ID: p.ID, buf: buf}
+	bp := bufpool.Get(n + len(p.Payload))
+	buf := append(append(*bp, p.Topic...), p.Payload...)
+	*bp = buf
+	*m = Message{Topic: buf[:n:n], Payload: buf[n:], QoS: p.QoS, Retain: p.Retain, Dup: p.Dup, ID: p.ID, buf: bp}
 	return m
 }
 
 func releaseIncoming(m *Message) {
-	buf := m.buf
-	if cap(buf) > maxPooledPayload {
-		buf = nil
-	}
-	*m = Message{buf: buf[:0]}
+	bufpool.Put(m.buf)
+	*m = Message{}
 	messagePool.Put(m)
 }

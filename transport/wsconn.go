@@ -13,6 +13,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/gobwas/ws"
+	"github.com/hubwire/hubwire/internal/bufpool"
 	"github.com/hubwire/hubwire/internal/ctxio"
 )
 
@@ -456,7 +457,7 @@ func (c *WSConn) writeFrame(op ws.OpCode, p []byte) error {
 		n += 4
 	}
 	if len(p) <= wsDirectMax {
-		bp := getBuf(n + len(p))
+		bp := bufpool.Get(n + len(p))
 		buf := append((*bp)[:0], hdr[:n]...)
 		buf = append(buf, p...)
 		if c.isClient {
@@ -464,14 +465,14 @@ func (c *WSConn) writeFrame(op ws.OpCode, p []byte) error {
 		}
 		_, err := c.conn.Write(buf)
 		*bp = buf
-		putBuf(bp)
+		bufpool.Put(bp)
 		return err
 	}
 	// The header goes through a pooled buffer too: passing hdr itself to
 	// the Write interface call would move it to the heap on every call.
-	hp := getBuf(wsMaxHeader)
+	hp := bufpool.Get(wsMaxHeader)
 	_, err := c.conn.Write(append((*hp)[:0], hdr[:n]...))
-	putBuf(hp)
+	bufpool.Put(hp)
 	if err != nil {
 		return err
 	}
@@ -479,8 +480,8 @@ func (c *WSConn) writeFrame(op ws.OpCode, p []byte) error {
 		_, err := c.conn.Write(p)
 		return err
 	}
-	bp := getBuf(wsDirectMax)
-	defer putBuf(bp)
+	bp := bufpool.Get(wsDirectMax)
+	defer bufpool.Put(bp)
 	for off := 0; off < len(p); off += wsDirectMax {
 		chunk := p[off:min(off+wsDirectMax, len(p))]
 		buf := append((*bp)[:0], chunk...)
@@ -549,8 +550,8 @@ func (c *WSConn) awaitClose() error {
 	if c.rerr != nil {
 		return nil // the peer's close (or a failure) was already read
 	}
-	bp := getBuf(512)
-	defer putBuf(bp)
+	bp := bufpool.Get(512)
+	defer bufpool.Put(bp)
 	buf := (*bp)[:512]
 	for c.rerr == nil {
 		var n int
@@ -569,45 +570,6 @@ func (c *WSConn) awaitClose() error {
 		}
 	}
 	return nil
-}
-
-// Write buffers come in three size classes; larger requests are rounded up
-// to wsDirectMax+wsMaxHeader, the largest size writeFrame asks for. Pools
-// hold *[]byte so that Put does not allocate a slice header.
-var bufPools = [...]struct {
-	size int
-	pool sync.Pool
-}{
-	{size: 512},
-	{size: 4 << 10},
-	{size: wsDirectMax + wsMaxHeader},
-}
-
-func getBuf(n int) *[]byte {
-	for i := range bufPools {
-		p := &bufPools[i]
-		if n <= p.size {
-			if b, ok := p.pool.Get().(*[]byte); ok {
-				return b
-			}
-			b := make([]byte, 0, p.size)
-			return &b
-		}
-	}
-	b := make([]byte, 0, n)
-	return &b
-}
-
-func putBuf(b *[]byte) {
-	for i := range bufPools {
-		p := &bufPools[i]
-		if cap(*b) == p.size {
-			*b = (*b)[:0]
-			p.pool.Put(b)
-			return
-		}
-	}
-	// Not one of ours (or grown): drop it.
 }
 
 var _ net.Conn = (*WSConn)(nil)

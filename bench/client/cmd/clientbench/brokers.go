@@ -1,17 +1,16 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"os"
 	"os/exec"
 	"os/signal"
-	"path/filepath"
 	"syscall"
 	"time"
 
+	"github.com/hubwire/hubwire/internal/mosquitto"
 	mochi "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/hooks/auth"
 	"github.com/mochi-mqtt/server/v2/listeners"
@@ -21,22 +20,7 @@ import (
 type broker struct {
 	name string
 	addr string
-	cmd  *exec.Cmd
-}
-
-func (b *broker) stop() {
-	if b.cmd == nil || b.cmd.Process == nil {
-		return
-	}
-	_ = b.cmd.Process.Signal(syscall.SIGTERM)
-	done := make(chan struct{})
-	go func() { _ = b.cmd.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(5 * time.Second):
-		_ = b.cmd.Process.Kill()
-		<-done
-	}
+	stop func()
 }
 
 func freeAddr() (string, error) {
@@ -63,50 +47,22 @@ func waitAccept(addr string, d time.Duration) error {
 	}
 }
 
-func mosquittoPath() (string, error) {
-	if _, err := os.Stat("/usr/sbin/mosquitto"); err == nil {
-		return "/usr/sbin/mosquitto", nil
-	}
-	if p, err := exec.LookPath("mosquitto"); err == nil {
-		return p, nil
-	}
-	return "", errors.New("mosquitto not found (apt-get install mosquitto)")
-}
-
-// startMosquitto starts Debian's mosquitto on a free loopback port with a
-// configuration suited to throughput runs: no persistence, deep queues, 64
-// messages in flight towards each client.
+// startMosquitto starts Debian's mosquitto with internal/mosquitto (the
+// tests' launcher) on a free loopback port, configured for throughput runs:
+// no persistence, deep queues, 64 messages in flight towards each client.
 func startMosquitto(dir string) (*broker, error) {
-	bin, err := mosquittoPath()
+	bin, err := mosquitto.Path()
 	if err != nil {
 		return nil, err
 	}
-	addr, err := freeAddr()
+	m, err := mosquitto.New(bin, dir, mosquitto.Options{Extra: "max_inflight_messages 64"})
 	if err != nil {
 		return nil, err
 	}
-	_, port, _ := net.SplitHostPort(addr)
-	conf := "listener " + port + " 127.0.0.1\nallow_anonymous true\npersistence false\n" +
-		"max_inflight_messages 64\nmax_queued_messages 1000000\nmax_queued_bytes 0\nlog_type error\n"
-	if os.Geteuid() == 0 {
-		conf += "user root\n"
-	}
-	path := filepath.Join(dir, "mosquitto.conf")
-	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
+	if err := m.Start(); err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(bin, "-c", path)
-	// mosquitto prints a warning when run as root; errors go to its log_dest.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	b := &broker{name: "mosquitto 2.0.11", addr: addr, cmd: cmd}
-	if err := waitAccept(addr, 10*time.Second); err != nil {
-		b.stop()
-		return nil, err
-	}
-	return b, nil
+	return &broker{name: "mosquitto 2.0.11", addr: m.Addr, stop: func() { _ = m.Stop() }}, nil
 }
 
 // startMochi starts this program in mochi mode as a child process.
@@ -121,7 +77,7 @@ func startMochi() (*broker, error) {
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
-	b := &broker{name: "mochi v2.7.9", addr: addr, cmd: cmd}
+	b := &broker{name: "mochi v2.7.9", addr: addr, stop: func() { stopProcess(cmd) }}
 	if err := waitAccept(addr, 10*time.Second); err != nil {
 		b.stop()
 		return nil, err
@@ -146,4 +102,21 @@ func runMochi(addr string) error {
 	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
 	<-sig
 	return s.Close()
+}
+
+// stopProcess stops the child cmd by its pid: SIGTERM, then SIGKILL after a
+// bound.
+func stopProcess(cmd *exec.Cmd) {
+	if cmd.Process == nil {
+		return
+	}
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		_ = cmd.Process.Kill()
+		<-done
+	}
 }
