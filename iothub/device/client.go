@@ -173,7 +173,7 @@ func New(cfg Config) (*Client, error) {
 		Reconnect:       mqtt.Backoff{Min: cfg.ReconnectMin, Max: cfg.ReconnectMax},
 		Store:           cfg.Store,
 		OnMessage:       c.route,
-		HandlerQueue:    256,
+		HandlerQueue:    64, // C2D is at most 50 pending; twin and method traffic is handed off at once
 		AckAfterHandler: true,
 		OnStateChange:   c.onState,
 		Logger:          logger,
@@ -189,7 +189,7 @@ func New(cfg Config) (*Client, error) {
 	if cfg.OnDesired != nil {
 		c.spawn(c.desiredLoop)
 	}
-	c.spawn(c.watchdog)
+	c.watch()
 	return c, nil
 }
 
@@ -501,6 +501,7 @@ func (c *Client) failLocked(err error) {
 
 // finish releases what Close and failLocked share.
 func (c *Client) finish() {
+	c.unwatch()
 	c.cancel()
 	c.mu.Lock()
 	if c.renewTimer != nil {
@@ -647,33 +648,5 @@ func (c *Client) route(m *mqtt.Message) {
 		c.handleMethod(&r, m.Payload)
 	default:
 		c.log.Warn("device: unexpected message dropped", "kind", r.Kind.String())
-	}
-}
-
-// watchdog finds dead links the engine's keep-alive cannot see (see
-// wireConn.check).
-func (c *Client) watchdog() {
-	ka := c.cfg.KeepAlive
-	if ka <= 0 {
-		return
-	}
-	pt := c.cfg.PingTimeout
-	if pt <= 0 {
-		pt = min(ka, 10*time.Second)
-	}
-	tick := time.NewTicker(min(ka, pt) / 2)
-	defer tick.Stop()
-	for {
-		select {
-		case <-c.ctx.Done():
-			return
-		case now := <-tick.C:
-			c.mu.Lock()
-			live := c.connected
-			c.mu.Unlock()
-			if w := c.wire.Load(); live && w != nil && w.check(now, ka, pt) {
-				c.log.Info("device: dead link: no data within the ping timeout; reconnecting")
-			}
-		}
 	}
 }
