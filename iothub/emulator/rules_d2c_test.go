@@ -222,10 +222,12 @@ func TestRule25SystemPropertiesMapped(t *testing.T) {
 		})
 	}
 	t.Run("system-key-wins", func(t *testing.T) {
+		// What the Node SDK sends for messageId "real" plus an application
+		// property "$.mid": the first (the SDK's system property) counts.
 		d := connect(t, h, "dev1", devOpts{})
-		d.pub("devices/dev1/messages/events/%24.mid=sys&$.mid=sys2", []byte("wins"), packet.QoS1)
+		d.pub("devices/dev1/messages/events/%24.mid=real&%24.ct=application%2Fjson&%24.mid=spoofed&=empty&ok=yes", []byte("wins"), packet.QoS1)
 		m := findTelemetry(t, h, "dev1", "wins")
-		if m.SystemProperties["message-id"] != "sys2" || len(m.Properties) != 0 {
+		if m.SystemProperties["message-id"] != "real" || len(m.Properties) != 1 || m.Properties["ok"] != "yes" {
 			t.Fatalf("sys %v app %v", m.SystemProperties, m.Properties)
 		}
 	})

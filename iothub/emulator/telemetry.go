@@ -64,12 +64,11 @@ var sysNames = []struct {
 }
 
 // newTelemetry builds the stored message of a device publish: the bag
-// decoded (leniently: an empty application key is dropped, a system key
-// wins over an application key spelled like it), the size checked, the
+// decoded leniently (see normalizeBag), the size checked, the
 // hub properties stamped. The error is the reason to close the connection.
 func (h *Hub) newTelemetry(a *authInfo, r *iothub.Route, payload []byte, retain, will bool, now time.Time) (*Message, error) {
 	var props iothub.Properties
-	if err := props.ParseD2C(dropEmptyKeys(r.Bag)); err != nil {
+	if err := props.ParseD2C(normalizeBag(r.Bag)); err != nil {
 		return nil, errors.New("telemetry property bag: " + err.Error())
 	}
 	if n := len(payload) + props.CountedSize(); n > MaxTelemetrySize {
@@ -113,16 +112,43 @@ func (h *Hub) newTelemetry(a *authInfo, r *iothub.Route, payload []byte, retain,
 	return m, nil
 }
 
-// dropEmptyKeys removes the pairs with an empty key ("=v") from a bag: the
-// Node SDK can send them, and IoT Hub accepts the message.
-func dropEmptyKeys(bag []byte) []byte {
-	if len(bag) == 0 || (bag[0] != '=' && !bytes.Contains(bag, []byte("&="))) {
+// normalizeBag makes a device's bag acceptable the way IoT Hub is
+// lenient: pairs with an empty key ("=v", which the Node SDK can send) are
+// dropped, and of a system property given twice the first counts (SDKs
+// write their system properties before the application ones, so a later
+// "$.mid" is an application key spelled like a system key, and the system
+// property wins). It returns bag itself when nothing needs to change.
+func normalizeBag(bag []byte) []byte {
+	var seen uint32
+	change := false
+	it := iothub.ScanBag(bag)
+	for {
+		p, ok := it.Next()
+		if !ok {
+			break
+		}
+		if k := iothub.ClassifyKey(p.Key); k != iothub.SysNone && k != iothub.SysAck {
+			if seen&(1<<k) != 0 {
+				change = true
+			}
+			seen |= 1 << k
+		}
+	}
+	if it.Err() == nil && !change {
 		return bag
 	}
+	seen = 0
 	out := make([]byte, 0, len(bag))
 	for _, seg := range bytes.Split(bag, []byte("&")) {
 		if len(seg) == 0 || seg[0] == '=' {
 			continue
+		}
+		key, _, _ := bytes.Cut(seg, []byte("="))
+		if k := iothub.ClassifyKey(key); k != iothub.SysNone && k != iothub.SysAck {
+			if seen&(1<<k) != 0 {
+				continue
+			}
+			seen |= 1 << k
 		}
 		if len(out) > 0 {
 			out = append(out, '&')
