@@ -47,7 +47,17 @@ type hubInfo struct {
 	CS   []string // device connection strings d0, d1, …
 }
 
-const devices = 1200
+// fleetSize is the number of devices of BenchmarkFleet
+// (HUBWIRE_FLEET overrides it).
+var fleetSize = func() int {
+	if n, err := strconv.Atoi(os.Getenv("HUBWIRE_FLEET")); err == nil && n > 0 {
+		return n
+	}
+	return 5000
+}()
+
+// devices is how many devices the emulator child registers.
+var devices = 1200 + fleetSize
 
 func TestMain(m *testing.M) {
 	if os.Getenv("HUBWIRE_BENCH_EMULATOR") == "1" {
@@ -324,4 +334,68 @@ func BenchmarkIdleConnection(b *testing.B) {
 		}
 		b.ReportMetric(idle["amenzhinsky"], "B/conn")
 	})
+}
+
+// BenchmarkFleet connects fleetSize devices from this one process (64
+// connecting at a time), then has every device send 256-byte QoS 1
+// messages for a few seconds. Metrics: connects/s, B/device (client heap
+// and stacks), msgs/s (all devices together).
+func BenchmarkFleet(b *testing.B) {
+	startHub(b)
+	if fleetSize > len(hub.CS)-int(next.Load()) {
+		b.Skip("not enough devices left in this process; run BenchmarkFleet on its own")
+	}
+	var connRate, perDevice, msgRate float64
+	for b.Loop() {
+		if connRate != 0 {
+			continue
+		}
+		before := heapNow()
+		cs := make([]*device.Client, fleetSize)
+		start := time.Now()
+		var wg sync.WaitGroup
+		idx := make(chan int)
+		for range 64 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := range idx {
+					cs[i] = ours(b, 8)
+				}
+			}()
+		}
+		for i := range cs {
+			idx <- i
+		}
+		close(idx)
+		wg.Wait()
+		connRate = float64(fleetSize) / time.Since(start).Seconds()
+		time.Sleep(time.Second)
+		perDevice = float64(int64(heapNow())-int64(before)) / float64(fleetSize)
+
+		var sent atomic.Int64
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		start = time.Now()
+		for _, c := range cs {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				m := &device.Message{Payload: make([]byte, 256)}
+				for ctx.Err() == nil {
+					if c.Send(ctx, m) == nil {
+						sent.Add(1)
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		msgRate = float64(sent.Load()) / time.Since(start).Seconds()
+		cancel()
+		for _, c := range cs {
+			c.Close(context.Background())
+		}
+	}
+	b.ReportMetric(connRate, "connects/s")
+	b.ReportMetric(perDevice, "B/device")
+	b.ReportMetric(msgRate, "msgs/s")
 }
