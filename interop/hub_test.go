@@ -123,6 +123,22 @@ func (h *testHub) addDevice(t *testing.T, id string) string {
 	return d.Authentication.SymmetricKey.PrimaryKey
 }
 
+// addModule registers a SAS module of device id (registered already) and
+// returns its connection string.
+func (h *testHub) addModule(t *testing.T, id, mod string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), apiTimeout)
+	defer cancel()
+	if _, err := h.CreateModule(ctx, emulator.Module{DeviceID: id, ModuleID: mod}); err != nil {
+		t.Fatalf("CreateModule(%s, %s): %v", id, mod, err)
+	}
+	cs, err := h.ModuleConnectionString(id, mod)
+	if err != nil {
+		t.Fatalf("ModuleConnectionString(%s, %s): %v", id, mod, err)
+	}
+	return cs
+}
+
 func (h *testHub) connString(t *testing.T, id string) string {
 	t.Helper()
 	cs, err := h.DeviceConnectionString(id)
@@ -202,9 +218,15 @@ func checkTelemetry(t *testing.T, m emulator.Message, id string, app map[string]
 // reported returns the device's reported properties and their $version.
 func (h *testHub) reported(t *testing.T, id string) (map[string]any, int64) {
 	t.Helper()
-	tw, err := h.GetTwin(id, "")
+	return h.reportedOf(t, id, "")
+}
+
+// reportedOf is reported for a device (mod "") or a module.
+func (h *testHub) reportedOf(t *testing.T, id, mod string) (map[string]any, int64) {
+	t.Helper()
+	tw, err := h.GetTwin(id, mod)
 	if err != nil {
-		t.Fatalf("GetTwin(%s): %v", id, err)
+		t.Fatalf("GetTwin(%s, %q): %v", id, mod, err)
 	}
 	return tw.Properties.Reported, versionOf(t, tw.Properties.Reported)
 }
@@ -248,9 +270,15 @@ func isNum(v any, want float64) bool {
 // the new desired $version.
 func (h *testHub) patchDesired(t *testing.T, id, patch string) int64 {
 	t.Helper()
+	return h.patchDesiredOf(t, id, "", patch)
+}
+
+// patchDesiredOf is patchDesired for a device (mod "") or a module.
+func (h *testHub) patchDesiredOf(t *testing.T, id, mod, patch string) int64 {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), apiTimeout)
 	defer cancel()
-	v, err := h.UpdateDesired(ctx, id, "", []byte(patch))
+	v, err := h.UpdateDesired(ctx, id, mod, []byte(patch))
 	if err != nil {
 		t.Fatalf("UpdateDesired(%s, %s): %v", id, patch, err)
 	}
@@ -261,9 +289,15 @@ func (h *testHub) patchDesired(t *testing.T, id, patch string) int64 {
 // payload.
 func (h *testHub) invokeMethod(t *testing.T, id, name, payload string, timeout time.Duration) (int, []byte) {
 	t.Helper()
+	return h.invokeMethodOf(t, id, "", name, payload, timeout)
+}
+
+// invokeMethodOf is invokeMethod for a device (mod "") or a module.
+func (h *testHub) invokeMethodOf(t *testing.T, id, mod, name, payload string, timeout time.Duration) (int, []byte) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout+apiTimeout)
 	defer cancel()
-	res, err := h.InvokeMethod(ctx, emulator.MethodCall{DeviceID: id, Name: name, Payload: []byte(payload), ResponseTimeout: timeout})
+	res, err := h.InvokeMethod(ctx, emulator.MethodCall{DeviceID: id, ModuleID: mod, Name: name, Payload: []byte(payload), ResponseTimeout: timeout})
 	if err != nil {
 		t.Fatalf("InvokeMethod(%s, %s): %v", id, name, err)
 	}
@@ -322,5 +356,22 @@ func (h *testHub) waitDisconnected(t *testing.T, id string, within time.Duration
 			t.Fatalf("%s still %s %v after its client closed", id, d.ConnectionState, within)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// checkFeedback checks that the hub recorded a Success feedback record for
+// each message id (the tests send C2D with iothub-ack=full).
+func (h *testHub) checkFeedback(t *testing.T, id string, mids ...string) {
+	t.Helper()
+	got := map[string]string{}
+	for _, r := range h.Feedback() {
+		if r.DeviceID == id {
+			got[r.OriginalMessageID] = r.StatusCode
+		}
+	}
+	for _, mid := range mids {
+		if got[mid] != "Success" {
+			t.Errorf("feedback for C2D %s of %s: %q, want Success (all: %v)", mid, id, got[mid], got)
+		}
 	}
 }

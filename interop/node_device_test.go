@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -226,4 +227,123 @@ func TestNodeDeviceBadKey(t *testing.T) {
 	if n := h.connectCount(t, id); n != 0 {
 		t.Errorf("hub counted %d accepted connections for a wrong key", n)
 	}
+}
+
+// TestNodeModuleClient: the SDK's ModuleClient (a module identity:
+// ClientId deviceId/moduleId, module SAS token) sends telemetry stamped with
+// the module id, reads and updates its module twin, gets desired updates and
+// answers a module direct method.
+func TestNodeModuleClient(t *testing.T) {
+	nodeBinary(t)
+	h := startHub(t, true)
+	const id, mod = "node-edge", "filter"
+	h.addDevice(t, id)
+	cs := h.addModule(t, id, mod)
+	from := h.telemetryNext(t)
+	p := nodeDevice(t, h, cs, "Mqtt", nil)
+	p.Expect("connected", 20*time.Second)
+	p.Expect("ready", 10*time.Second)
+
+	p.Send(map[string]any{"cmd": "telemetry", "messageId": "mod-1", "body": map[string]any{"m": 1}, "props": map[string]string{"stage": "filtered"}})
+	p.Expect("sent", 10*time.Second)
+	msg := h.waitTelemetry(t, from, id, "mod-1", 10*time.Second)
+	checkTelemetry(t, msg, id, map[string]string{"stage": "filtered"})
+	if msg.ModuleID != mod || msg.SystemProperties["iothub-connection-module-id"] != mod {
+		t.Errorf("module telemetry: ModuleID %q, iothub-connection-module-id %q, want %q", msg.ModuleID, msg.SystemProperties["iothub-connection-module-id"], mod)
+	}
+
+	p.Send(map[string]any{"cmd": "report", "patch": map[string]any{"role": "filter"}})
+	p.Expect("reported", 10*time.Second)
+	if rep, _ := h.reportedOf(t, id, mod); rep["role"] != "filter" {
+		t.Errorf("module twin reported: %v", rep)
+	}
+	if rep, _ := h.reported(t, id); rep["role"] != nil {
+		t.Errorf("the module's reported patch reached the device twin: %v", rep)
+	}
+
+	dv := h.patchDesiredOf(t, id, mod, `{"threshold":3}`)
+	for {
+		var d struct{ Delta map[string]any }
+		if err := p.Expect("desired", 10*time.Second).Decode(&d); err != nil {
+			t.Fatal(err)
+		}
+		if d.Delta["threshold"] == nil {
+			continue
+		}
+		if d.Delta["threshold"] != float64(3) || d.Delta["$version"] != float64(dv) {
+			t.Errorf("module desired delta %v, want threshold 3 at $version %d", d.Delta, dv)
+		}
+		break
+	}
+
+	status, payload := h.invokeMethodOf(t, id, mod, "echo", `{"q":"m"}`, 10*time.Second)
+	p.Expect("method", 10*time.Second)
+	var reply struct {
+		Echo   map[string]any
+		Module bool
+	}
+	if err := json.Unmarshal(payload, &reply); err != nil || status != 200 || !reply.Module || reply.Echo["q"] != "m" {
+		t.Errorf("module method result %d %s (%v)", status, payload, err)
+	}
+	p.Send(map[string]string{"cmd": "close"})
+	p.Expect("closed", 10*time.Second)
+}
+
+// TestNodeDeviceOfflineC2D: C2D sent while the device is offline waits in
+// its queue and reaches the SDK when it connects, first on a new session,
+// then on the SDK's persistent session (CleanSession=0) after a reconnect;
+// each completion produces Success feedback.
+func TestNodeDeviceOfflineC2D(t *testing.T) {
+	nodeBinary(t)
+	h := startHub(t, true)
+	const id = "node-offline"
+	h.addDevice(t, id)
+	cs := h.connString(t, id)
+	for i, mid := range []string{"queued-before-first-connect", "queued-while-away"} {
+		h.sendC2D(t, id, c2dMessage{Body: "offline " + mid, MessageID: mid, Properties: map[string]string{"n": strconv.Itoa(i)}})
+		p := nodeDevice(t, h, cs, "Mqtt", nil)
+		var c2d struct {
+			Body, MessageID string
+			Props           map[string]string
+		}
+		if err := p.Expect("c2d", 20*time.Second).Decode(&c2d); err != nil {
+			t.Fatal(err)
+		}
+		if c2d.MessageID != mid || c2d.Body != "offline "+mid || c2d.Props["n"] != strconv.Itoa(i) {
+			t.Errorf("queued C2D at the SDK: %+v, want %s", c2d, mid)
+		}
+		h.waitC2DQueueEmpty(t, id, 10*time.Second)
+		p.Expect("ready", 10*time.Second)
+		p.Send(map[string]string{"cmd": "close"})
+		p.Expect("closed", 10*time.Second)
+		if err := p.Wait(10 * time.Second); err != nil {
+			t.Errorf("device_flow.js: %v", err)
+		}
+		h.waitDisconnected(t, id, 10*time.Second)
+	}
+	h.checkFeedback(t, id, "queued-before-first-connect", "queued-while-away")
+}
+
+// TestNodeDeviceLargeTelemetry: a message near the 256 KB limit goes
+// through over WebSocket (it spans many frames) without the hub closing the
+// connection.
+func TestNodeDeviceLargeTelemetry(t *testing.T) {
+	nodeBinary(t)
+	h := startHub(t, true)
+	const id = "node-large"
+	h.addDevice(t, id)
+	from := h.telemetryNext(t)
+	p := nodeDevice(t, h, h.connString(t, id), "MqttWs", nil)
+	p.Expect("ready", 20*time.Second)
+	big := strings.Repeat("x", 200<<10)
+	p.Send(map[string]any{"cmd": "telemetry", "messageId": "big", "body": map[string]any{"big": big}})
+	p.Expect("sent", 20*time.Second)
+	if m := h.waitTelemetry(t, from, id, "big", 10*time.Second); len(m.Body) < 200<<10 {
+		t.Errorf("big telemetry body %d bytes", len(m.Body))
+	}
+	if ev, err := p.expect("disconnect", 0); err == nil {
+		t.Errorf("the hub dropped the connection: %s", ev.Raw)
+	}
+	p.Send(map[string]string{"cmd": "close"})
+	p.Expect("closed", 10*time.Second)
 }

@@ -172,6 +172,7 @@ func StartNode(tb testing.TB, script string, opts ProcOptions) *Proc {
 	tb.Helper()
 	bin := nodeBinary(tb)
 	path := filepath.Join(interopDir(tb), "node", filepath.FromSlash(script))
+	mustExist(tb, path)
 	return StartProc(tb, "node "+script, []string{bin, path}, opts)
 }
 
@@ -181,7 +182,17 @@ func StartPython(tb testing.TB, script string, opts ProcOptions) *Proc {
 	tb.Helper()
 	bin := pythonBinary(tb)
 	path := filepath.Join(interopDir(tb), "python", filepath.FromSlash(script))
+	mustExist(tb, path)
 	return StartProc(tb, "python3 "+script, []string{bin, "-u", path}, opts)
+}
+
+// mustExist fails the test when a script is missing (exec would otherwise
+// report the missing working directory as a missing interpreter).
+func mustExist(tb testing.TB, path string) {
+	tb.Helper()
+	if _, err := os.Stat(path); err != nil {
+		tb.Fatalf("script %s: %v (is it committed?)", path, err)
+	}
 }
 
 // StartProc runs argv in its own process group. Lines on stdout that are

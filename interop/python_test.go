@@ -138,6 +138,33 @@ func TestPythonSeedFlow(t *testing.T) {
 	if err := p.Wait(10 * time.Second); err != nil {
 		t.Errorf("seed_flow.py: %v", err)
 	}
+	h.waitDisconnected(t, id, 10*time.Second)
+
+	// Offline: a C2D message waits in the queue. The device comes back
+	// with CleanSession=0 and does not SUBSCRIBE: the hub restores the
+	// session (session present) and delivers the message on it.
+	h.sendC2D(t, id, c2dMessage{Body: "while you were away", MessageID: "c2d-py-2"})
+	r := StartPython(t, "seed_flow.py", ProcOptions{Timeout: 30 * time.Second, Env: map[string]string{
+		"HUB_HOST": h.hostName(), "HUB_PORT": strconv.Itoa(h.mqttPort(t)), "HUB_CA": h.caFile(t),
+		"DEVICE_ID": id, "DEVICE_KEY": key, "MODE": "resume",
+	}})
+	if ev := r.Expect("connected", 15*time.Second); ev.Fields["session_present"] != true {
+		t.Errorf("reconnect with CleanSession=0 after a session: session present = %v, want true", ev.Fields["session_present"])
+	}
+	c2d.Props = nil
+	if err := r.Expect("c2d", 10*time.Second).Decode(&c2d); err != nil {
+		t.Fatal(err)
+	}
+	if c2d.Body != "while you were away" || c2d.Props["$.mid"] != "c2d-py-2" {
+		t.Errorf("C2D on the restored session: %+v", c2d)
+	}
+	h.waitC2DQueueEmpty(t, id, 10*time.Second)
+	r.Send(map[string]string{"cmd": "disconnect"})
+	r.Expect("disconnected", 10*time.Second)
+	if err := r.Wait(10 * time.Second); err != nil {
+		t.Errorf("seed_flow.py (resume): %v", err)
+	}
+	h.checkFeedback(t, id, "c2d-py-1", "c2d-py-2")
 }
 
 func equalInts(a, b []int) bool {

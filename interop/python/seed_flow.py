@@ -6,6 +6,9 @@ Run by interop/python_test.go against the emulator. Environment:
   HUB_CA       PEM file of the CA to trust
   DEVICE_ID    the device identity
   DEVICE_KEY   the device's base64 symmetric key
+  MODE         "seed" (default): the whole flow; "resume": reconnect with
+               CleanSession=0 and no SUBSCRIBE, and report what the hub
+               delivers on the restored session (queued C2D)
 
 Everything IoT Hub-specific is done by hand here, as the seed page does:
 the SAS token is computed with hmac/hashlib, topics and property bags are
@@ -29,9 +32,16 @@ import paho.mqtt.client as mqtt
 WAIT = 10.0  # seconds allowed for each hub answer
 
 
+_emit_lock = threading.Lock()
+
+
 def emit(event, **fields):
+    """One JSON line; paho's thread and the main thread both report."""
     fields["event"] = event
-    print(json.dumps(fields), flush=True)
+    line = json.dumps(fields) + "\n"
+    with _emit_lock:
+        sys.stdout.write(line)
+        sys.stdout.flush()
 
 
 def pct(s):
@@ -89,6 +99,19 @@ class Inbox:
                 if left <= 0:
                     return None, None
                 self.cond.wait(left)
+
+
+def wait_and_disconnect(client):
+    """Report readiness, let on_message report C2D, desired patches and
+    method calls, and disconnect cleanly when the test says so."""
+    emit("ready")
+    for line in sys.stdin:
+        cmd = json.loads(line)
+        if cmd.get("cmd") == "disconnect":
+            break
+    info = client.disconnect()
+    emit("disconnected", rc=info)
+    return 0
 
 
 def main():
@@ -159,6 +182,11 @@ def main():
             return 2
         emit("connected", session_present=state["session_present"])
 
+        if os.environ.get("MODE") == "resume":
+            # The subscriptions of the persistent session are the hub's to
+            # restore: C2D queued while offline arrives without a SUBSCRIBE.
+            return wait_and_disconnect(client)
+
         client.subscribe([
             ("devices/%s/messages/devicebound/#" % device_id, 1),
             ("$iothub/twin/res/#", 0),
@@ -202,16 +230,7 @@ def main():
             return 1
         emit("reported", status=int(topic.split("/")[3]), version=query_of(topic).get("$version"), body=payload.decode("utf-8"))
 
-        emit("ready")
-        # C2D, desired patches and method calls are reported by on_message;
-        # wait here for the test to say it is done.
-        for line in sys.stdin:
-            cmd = json.loads(line)
-            if cmd.get("cmd") == "disconnect":
-                break
-        client.disconnect()
-        emit("disconnected")
-        return 0
+        return wait_and_disconnect(client)
     finally:
         client.loop_stop()
 

@@ -1,6 +1,7 @@
 // A device built on the official Azure IoT Node device SDK, unchanged,
 // driven by interop/node_device_test.go. Environment:
-//   DEVICE_CS        device connection string (HostName=localhost;DeviceId=…;SharedAccessKey=…)
+//   DEVICE_CS        device connection string (HostName=localhost;DeviceId=…;SharedAccessKey=…);
+//                    with ;ModuleId=… the script is a module (ModuleClient, no C2D)
 //   TRANSPORT        Mqtt (TLS, port 8883) or MqttWs (WSS, port 443); the SDK fixes the ports
 //   HUB_CA           optional: a CA PEM file passed with setOptions({ca}) (otherwise
 //                    the test sets NODE_EXTRA_CA_CERTS)
@@ -14,7 +15,7 @@
 
 const fs = require('fs');
 const readline = require('readline');
-const { Client, Message, SharedAccessKeyAuthenticationProvider } = require('azure-iot-device');
+const { Client, ModuleClient, Message, SharedAccessKeyAuthenticationProvider } = require('azure-iot-device');
 const { Mqtt, MqttWs } = require('azure-iot-device-mqtt');
 
 const emit = (event, fields) => process.stdout.write(JSON.stringify(Object.assign({ event }, fields || {})) + '\n');
@@ -36,7 +37,8 @@ async function main() {
   const margin = Number(process.env.TOKEN_MARGIN_S || 0);
   const auth = SharedAccessKeyAuthenticationProvider.fromConnectionString(process.env.DEVICE_CS);
   auth.on('newTokenAvailable', (creds) => emit('token', { se: seOf(creds.sharedAccessSignature) }));
-  const client = Client.fromAuthenticationProvider(auth, Transport);
+  const isModule = /(^|;)ModuleId=/i.test(process.env.DEVICE_CS);
+  const client = (isModule ? ModuleClient : Client).fromAuthenticationProvider(auth, Transport);
 
   const options = {};
   if (process.env.HUB_CA) options.ca = fs.readFileSync(process.env.HUB_CA, 'utf8');
@@ -56,7 +58,7 @@ async function main() {
       process.exit(0);
     }
   } else {
-    client.on('message', (msg) => {
+    if (!isModule) client.on('message', (msg) => {
       const props = {};
       for (const p of msg.properties.propertyList) props[p.key] = p.value;
       emit('c2d', {
@@ -69,9 +71,10 @@ async function main() {
       });
       client.complete(msg, (err) => { if (err) fail('complete', err); });
     });
-    client.onDeviceMethod('echo', (req, res) => {
+    const onMethod = (isModule ? client.onMethod : client.onDeviceMethod).bind(client);
+    onMethod('echo', (req, res) => {
       emit('method', { name: req.methodName, requestId: req.requestId, payload: req.payload === undefined ? null : req.payload });
-      res.send(200, { echo: req.payload, transport: process.env.TRANSPORT || 'Mqtt' }, (err) => { if (err) fail('method response', err); });
+      res.send(200, { echo: req.payload, transport: process.env.TRANSPORT || 'Mqtt', module: isModule }, (err) => { if (err) fail('method response', err); });
     });
 
     await client.open();
