@@ -315,6 +315,7 @@ func rootCommand() *command {
 			sendCommand(),
 			listenCommand(),
 			sasCommand(),
+			simulateCommand(),
 		},
 		example: "go run ./cmd/hubwire demo\nhubwire emulator --in-memory\nhubwire sas token --connection-string \"$IOTHUB_DEVICE_CONNECTION_STRING\" --ttl 24h",
 	}

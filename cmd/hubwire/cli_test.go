@@ -19,6 +19,7 @@ type invocation struct {
 	env   map[string]string
 	stdin string
 	ctx   context.Context
+	tty   bool // stdout is a terminal
 }
 
 // hubwire runs the command line in-process with no environment but env.
@@ -39,6 +40,9 @@ func (inv invocation) hubwire(t *testing.T, args ...string) result {
 			v, ok := inv.env[k]
 			return v, ok
 		},
+	}
+	if inv.tty {
+		a.isTTY = func() bool { return true }
 	}
 	code := a.run(ctx, args)
 	return result{stdout.String(), stderr.String(), code}
