@@ -5,9 +5,11 @@ package service_test
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"sync"
@@ -18,6 +20,7 @@ import (
 	"github.com/hubwire/hubwire/iothub/emulator"
 	"github.com/hubwire/hubwire/iothub/emulator/emulatortest"
 	"github.com/hubwire/hubwire/iothub/service"
+	"github.com/hubwire/hubwire/sas"
 )
 
 func testCtx(t *testing.T, d time.Duration) context.Context {
@@ -632,6 +635,7 @@ func TestStreams(t *testing.T) {
 	for range c.Telemetry(ctx, service.StreamOptions{DeviceID: "dev2"}) {
 		t.Error("a message of dev2")
 	}
+	checkSSE(t, h, seqs)
 
 	// Follow from latest: only what arrives next.
 	fctx, fcancel := context.WithCancel(ctx)
@@ -660,6 +664,53 @@ func TestStreams(t *testing.T) {
 		case <-deadline:
 			t.Fatal("follow stream got nothing")
 		}
+	}
+}
+
+// checkSSE reads the telemetry log as server-sent events, then resumes
+// after the first with Last-Event-ID.
+func checkSSE(t *testing.T, h *emulator.Hub, seqs []int64) {
+	t.Helper()
+	p, _ := h.Policy("service")
+	tok, _ := sas.NewTokenBase64(h.HostName(), p.PrimaryKey, "service", time.Now().Add(time.Hour))
+	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: h.CertPool(), ServerName: "localhost"}}
+	defer tr.CloseIdleConnections()
+	get := func(hdr map[string]string) string {
+		req, _ := http.NewRequest("GET", "https://"+h.HTTPSAddr().String()+"/emulator/telemetry?follow=false", nil)
+		req.Header.Set("Authorization", tok.String())
+		req.Header.Set("Accept", "text/event-stream")
+		for k, v := range hdr {
+			req.Header.Set(k, v)
+		}
+		resp, err := (&http.Client{Transport: tr, Timeout: 10 * time.Second}).Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "text/event-stream; charset=utf-8" {
+			t.Fatalf("SSE: %d %v", resp.StatusCode, resp.Header)
+		}
+		return string(b)
+	}
+	body := get(nil)
+	events := strings.Split(strings.TrimSuffix(body, "\n\n"), "\n\n")
+	if len(events) != 3 {
+		t.Fatalf("SSE events %q", body)
+	}
+	for i, ev := range events {
+		lines := strings.Split(ev, "\n")
+		if len(lines) != 3 || lines[0] != fmt.Sprintf("id: %d", seqs[i]) || lines[1] != "event: telemetry" || !strings.HasPrefix(lines[2], "data: {") {
+			t.Fatalf("SSE event %d: %q", i, ev)
+		}
+		var m service.TelemetryMessage
+		if err := json.Unmarshal([]byte(strings.TrimPrefix(lines[2], "data: ")), &m); err != nil || m.SequenceNumber != seqs[i] {
+			t.Fatalf("SSE data %q: %v", lines[2], err)
+		}
+	}
+	resumed := get(map[string]string{"Last-Event-ID": fmt.Sprint(seqs[0])})
+	if strings.Count(resumed, "event: telemetry") != 2 || !strings.HasPrefix(resumed, fmt.Sprintf("id: %d\n", seqs[1])) {
+		t.Fatalf("resumed SSE %q", resumed)
 	}
 }
 

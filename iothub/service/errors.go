@@ -204,18 +204,19 @@ type envelopeB struct {
 // bounded by the caller).
 func parseError(op string, resp *http.Response, b []byte) *Error {
 	e := &Error{Op: op, StatusCode: resp.StatusCode, Code: strings.TrimSpace(resp.Header.Get("iothub-errorcode"))}
-	var a envelopeA
-	if json.Unmarshal(b, &a) == nil && (a.Message != "" || a.ExceptionMessage != "") {
+	// Member names are matched exactly: envelope A says "Message", the bare
+	// envelope B "message".
+	var members map[string]json.RawMessage
+	if json.Unmarshal(b, &members) == nil {
+		var a envelopeA
+		json.Unmarshal(members["Message"], &a.Message)
+		json.Unmarshal(members["ExceptionMessage"], &a.ExceptionMessage)
 		msg := strings.TrimSpace(a.Message)
-		var inner envelopeB
-		if strings.HasPrefix(msg, "{") && json.Unmarshal([]byte(msg), &inner) == nil {
-			if n, err := strconv.Atoi(inner.ErrorCode.String()); err == nil {
-				e.Number = n
-			}
-			e.Message = inner.Message
-			e.TrackingID = inner.TrackingID
-		} else {
-			// "ErrorCode:DeviceNotFound;Device d1 not found" — the name,
+		switch {
+		case strings.HasPrefix(msg, "{"):
+			e.readB([]byte(msg))
+		case msg != "" || a.ExceptionMessage != "":
+			// "ErrorCode:DeviceNotFound;Device d1 not found": the name,
 			// then the text.
 			if rest, ok := strings.CutPrefix(msg, "ErrorCode:"); ok {
 				name, text, _ := strings.Cut(rest, ";")
@@ -229,22 +230,17 @@ func parseError(op string, resp *http.Response, b []byte) *Error {
 				t, _, _ = strings.Cut(t, "-")
 				e.TrackingID = t
 			}
+		case members["errorCode"] != nil:
+			e.readB(b)
 		}
-	} else {
-		var inner envelopeB
-		if json.Unmarshal(b, &inner) == nil && inner.ErrorCode != "" {
-			if n, err := strconv.Atoi(inner.ErrorCode.String()); err == nil {
-				e.Number = n
-			}
-			e.Message = inner.Message
-			e.TrackingID = inner.TrackingID
-		} else if len(b) > 0 && len(b) <= 512 && !strings.ContainsAny(string(b), "\x00") {
-			e.Message = strings.TrimSpace(string(b))
-		}
+	} else if len(b) > 0 && len(b) <= 512 && !json.Valid(b) && !strings.ContainsAny(string(b), "\x00") {
+		e.Message = strings.TrimSpace(string(b))
 	}
 	if e.Number == 0 {
 		if n, err := strconv.Atoi(e.Code); err == nil && n >= 100000 {
 			e.Number = n
+		} else {
+			e.Number = nameNumbers[e.Code]
 		}
 	}
 	if e.Code == "" && e.Number != 0 {
@@ -252,6 +248,28 @@ func parseError(op string, resp *http.Response, b []byte) *Error {
 	}
 	return e
 }
+
+// readB reads envelope B's inner object.
+func (e *Error) readB(b []byte) {
+	var inner envelopeB
+	if json.Unmarshal(b, &inner) != nil {
+		return
+	}
+	if n, err := strconv.Atoi(inner.ErrorCode.String()); err == nil {
+		e.Number = n
+	}
+	e.Message = inner.Message
+	e.TrackingID = inner.TrackingID
+}
+
+// nameNumbers is numberNames reversed.
+var nameNumbers = func() map[string]int {
+	m := make(map[string]int, len(numberNames))
+	for n, name := range numberNames {
+		m[name] = n
+	}
+	return m
+}()
 
 // numberNames names the numeric codes for replies that carry only a number.
 var numberNames = map[int]string{
