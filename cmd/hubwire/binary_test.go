@@ -3,7 +3,9 @@ package main
 import (
 	"bufio"
 	"context"
+	"errors"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -87,4 +89,109 @@ func TestBinary(t *testing.T) {
 			t.Errorf("output after SIGTERM %q", rest)
 		}
 	})
+}
+
+// fixedPortsLock is the file the tests that bind 8883 and 443 take an
+// exclusive flock on (interop.LockFixedPorts uses the same one).
+const fixedPortsLock = "/tmp/hubwire-fixed-ports.lock"
+
+// lockFixedPorts waits (at most 2 minutes) for the fixed ports' lock and
+// holds it until the test ends.
+func lockFixedPorts(t *testing.T) {
+	t.Helper()
+	f, err := os.OpenFile(fixedPortsLock, os.O_RDWR|os.O_CREATE, 0o666)
+	if err != nil {
+		t.Fatalf("fixed-ports lock: %v", err)
+	}
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, syscall.EWOULDBLOCK) || time.Now().After(deadline) {
+			f.Close()
+			t.Fatalf("fixed-ports lock %s: %v", fixedPortsLock, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Cleanup(func() {
+		syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+		f.Close()
+	})
+}
+
+// TestBinaryDefaultPorts runs the README's second-shell flow as written:
+// "hubwire emulator" on 8883 and 443, its export lines, then commands
+// that find the hub by the connection string's HostName alone.
+func TestBinaryDefaultPorts(t *testing.T) {
+	bin := buildBinary(t)
+	lockFixedPorts(t)
+	for _, addr := range []string{"127.0.0.1:8883", "127.0.0.1:443"} {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			if os.Getenv("CI") == "true" {
+				t.Fatalf("cannot bind %s in CI: %v", addr, err)
+			}
+			t.Skipf("cannot bind %s here (%v): needs root or CAP_NET_BIND_SERVICE", addr, err)
+		}
+		ln.Close()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	home := t.TempDir()
+	emu := exec.CommandContext(ctx, bin, "emulator", "--data-dir", filepath.Join(home, "hub"), "--log-level", "off")
+	stdout, err := emu.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := emu.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		emu.Process.Signal(syscall.SIGTERM)
+		emu.Wait()
+	}()
+	env := append(os.Environ(), "HOME="+home)
+	sc := bufio.NewScanner(stdout)
+	var banner strings.Builder
+	for sc.Scan() {
+		line := sc.Text()
+		banner.WriteString(line + "\n")
+		if k, v, ok := strings.Cut(strings.TrimPrefix(line, "  export "), "="); ok && strings.HasPrefix(line, "  export ") {
+			env = append(env, k+"="+strings.Trim(v, "'"))
+		}
+		if strings.HasPrefix(line, "Ready.") {
+			break
+		}
+	}
+	out := banner.String()
+	for _, unwanted := range []string{envServiceEndpoint, envMQTTAddress, envWSSAddress, "official SDKs dial those"} {
+		if strings.Contains(out, unwanted) {
+			t.Errorf("on the default ports the banner mentions %s:\n%s", unwanted, out)
+		}
+	}
+	hubwire := func(args ...string) string {
+		t.Helper()
+		cmd := exec.CommandContext(ctx, bin, args...)
+		cmd.Env = env
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
+		b, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("hubwire %s: %v\n%s", strings.Join(args, " "), err, stderr.String())
+		}
+		return string(b)
+	}
+	cs := strings.TrimSpace(hubwire("device", "add", "readme-dev"))
+	env = append(env, envDeviceConnStr+"="+cs)
+	hubwire("send", `{"temperature":21.5}`)
+	hubwire("send", "--transport", "mqtt-ws", `{"temperature":22}`)
+	got := hubwire("monitor", "--from", "earliest", "--no-follow", "--device", "readme-dev")
+	if !strings.Contains(got, `readme-dev  {"temperature":21.5}`) || !strings.Contains(got, `readme-dev  {"temperature":22}`) {
+		t.Errorf("monitor printed:\n%s", got)
+	}
+	if list := hubwire("device", "list"); !strings.Contains(list, "readme-dev") {
+		t.Errorf("device list printed:\n%s", list)
+	}
 }
