@@ -344,7 +344,16 @@ func (s *session) kickC2D() {
 	}
 	s.delivering = true
 	s.mu.Unlock()
-	go s.deliverC2D()
+	if !s.h.track() {
+		s.mu.Lock()
+		s.delivering = false
+		s.mu.Unlock()
+		return
+	}
+	go func() {
+		defer s.h.wg.Done()
+		s.deliverC2D()
+	}()
 }
 
 // deliverC2D publishes every queued message not yet in flight, in order.

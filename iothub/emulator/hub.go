@@ -299,8 +299,15 @@ func (h *Hub) listen(ctx context.Context) error {
 		conf := h.tlsConf.Clone()
 		conf.NextProtos = []string{"http/1.1"} // WebSocket upgrades need HTTP/1.1
 		ws := &transport.WSHandler{
-			Path:             WebSocketPath,
-			OnConn:           func(c net.Conn) { h.serveConn(c, "wss") },
+			Path: WebSocketPath,
+			OnConn: func(c net.Conn) {
+				if !h.track() {
+					c.Close()
+					return
+				}
+				defer h.wg.Done()
+				h.serveConn(c, "wss")
+			},
 			OnHandshakeError: func(err error) { h.log.Debug("WebSocket upgrade refused", "err", err) },
 			HandshakeTimeout: h.cfg.HandshakeTimeout,
 		}
@@ -353,6 +360,19 @@ func (h *Hub) acceptMQTT() {
 			h.serveConn(c, "mqtts")
 		}()
 	}
+}
+
+// track counts one more goroutine that Close waits for, or reports false
+// when the hub is closing. Adding under h.mu before closed is set orders
+// every Add before Close's Wait.
+func (h *Hub) track() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return false
+	}
+	h.wg.Add(1)
+	return true
 }
 
 // Close stops the listeners, closes every device connection and the
