@@ -1,13 +1,17 @@
 package interop
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/hubwire/hubwire/iothub/emulator"
 )
 
 // The official Node device SDK (azure-iot-device + azure-iot-device-mqtt,
@@ -66,9 +70,15 @@ func TestNodeDeviceSDK(t *testing.T) {
 			// Reported properties.
 			p.Send(map[string]any{"cmd": "report", "patch": map[string]any{"fw": "1.0", "transport": transport, "nested": map[string]any{"a": 1}}})
 			p.Expect("reported", 10*time.Second)
-			rep, _ := h.reported(t, id)
+			rep, v1 := h.reported(t, id)
 			if rep["fw"] != "1.0" || rep["transport"] != transport {
 				t.Errorf("hub's reported after the SDK's update: %v", rep)
+			}
+			// null deletes.
+			p.Send(map[string]any{"cmd": "report", "patch": map[string]any{"nested": nil}})
+			p.Expect("reported", 10*time.Second)
+			if rep, v2 := h.reported(t, id); rep["nested"] != nil || rep["fw"] != "1.0" || v2 <= v1 {
+				t.Errorf("reported after a null patch: %v at $version %d (was %d)", rep, v2, v1)
 			}
 
 			// Desired update: the SDK also reports the GET's desired
@@ -102,9 +112,25 @@ func TestNodeDeviceSDK(t *testing.T) {
 				t.Errorf("method result %d %s (%v)", status, payload, err)
 			}
 
+			// Names the Node SDK's method dispatch mangles are refused at
+			// invocation (400), and never reach the device.
+			if transport == "Mqtt" {
+				for _, bad := range []string{"get?x", "a b", "it's", "a^b", `a\b`, "a`b", "a|b", `a"b`, "a<b", "a>b", "a{b", "a}b"} {
+					ctx, cancel := context.WithTimeout(context.Background(), apiTimeout)
+					_, err := h.InvokeMethod(ctx, emulator.MethodCall{DeviceID: id, Name: bad, ResponseTimeout: 5 * time.Second})
+					cancel()
+					if !errors.Is(err, emulator.ErrInvalidArgument) {
+						t.Errorf("InvokeMethod(name %q) = %v, want ErrInvalidArgument (400)", bad, err)
+					}
+				}
+				if ev, err := p.expect("method", 0); err == nil {
+					t.Errorf("a refused method name reached the device: %s", ev.Raw)
+				}
+			}
+
 			// C2D with system and application properties.
 			h.sendC2D(t, id, c2dMessage{Body: "hello node", MessageID: "c2d-" + transport, CorrelationID: "corr-1",
-				Properties: map[string]string{"color": "red x", "path": "a/b&c=d"}})
+				Properties: map[string]string{"color": "red x", "path": "a/b&c=d", "empty": ""}})
 			var c2d struct {
 				Body, MessageID, CorrelationID, To string
 				Props                              map[string]string
@@ -113,7 +139,7 @@ func TestNodeDeviceSDK(t *testing.T) {
 				t.Fatal(err)
 			}
 			if c2d.Body != "hello node" || c2d.MessageID != "c2d-"+transport || c2d.CorrelationID != "corr-1" ||
-				c2d.Props["color"] != "red x" || c2d.Props["path"] != "a/b&c=d" {
+				c2d.Props["color"] != "red x" || c2d.Props["path"] != "a/b&c=d" || c2d.Props["empty"] != "" {
 				t.Errorf("C2D at the Node SDK: %+v", c2d)
 			}
 			for k, v := range c2d.Props {

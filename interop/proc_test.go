@@ -294,6 +294,18 @@ func (p *Proc) kill() {
 	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
 }
 
+// Kill ends the process group with SIGKILL now (an abrupt end: sockets
+// closed by the kernel, no goodbye) and waits for it to be gone.
+func (p *Proc) Kill() {
+	p.tb.Helper()
+	p.kill()
+	select {
+	case <-p.done:
+	case <-time.After(10 * time.Second):
+		p.tb.Fatalf("%s: not gone 10 s after SIGKILL", p.name)
+	}
+}
+
 // stop kills the process group if still running and waits for the
 // process and its output readers (so nothing logs after the test ends).
 func (p *Proc) stop() {

@@ -46,6 +46,11 @@ func TestPythonSeedFlow(t *testing.T) {
 		t.Errorf("telemetry body %q", msg.Body)
 	}
 
+	p.Expect("retained", 10*time.Second)
+	if m := h.waitTelemetry(t, from, id, "seed-retained", 10*time.Second); m.Properties["mqtt-retain"] != "true" || string(m.Body) != "retained" {
+		t.Errorf("retained telemetry: properties %v, body %q; want mqtt-retain=true", m.Properties, m.Body)
+	}
+
 	var twin struct {
 		Status int
 		Body   map[string]map[string]any
@@ -146,7 +151,7 @@ func TestPythonSeedFlow(t *testing.T) {
 	h.sendC2D(t, id, c2dMessage{Body: "while you were away", MessageID: "c2d-py-2"})
 	r := StartPython(t, "seed_flow.py", ProcOptions{Timeout: 30 * time.Second, Env: map[string]string{
 		"HUB_HOST": h.hostName(), "HUB_PORT": strconv.Itoa(h.mqttPort(t)), "HUB_CA": h.caFile(t),
-		"DEVICE_ID": id, "DEVICE_KEY": key, "MODE": "resume",
+		"DEVICE_ID": id, "DEVICE_KEY": key, "MODE": "resume", "WILL_MID": "py-will",
 	}})
 	if ev := r.Expect("connected", 15*time.Second); ev.Fields["session_present"] != true {
 		t.Errorf("reconnect with CleanSession=0 after a session: session present = %v, want true", ev.Fields["session_present"])
@@ -159,10 +164,14 @@ func TestPythonSeedFlow(t *testing.T) {
 		t.Errorf("C2D on the restored session: %+v", c2d)
 	}
 	h.waitC2DQueueEmpty(t, id, 10*time.Second)
-	r.Send(map[string]string{"cmd": "disconnect"})
-	r.Expect("disconnected", 10*time.Second)
-	if err := r.Wait(10 * time.Second); err != nil {
-		t.Errorf("seed_flow.py (resume): %v", err)
+	r.Expect("ready", 10*time.Second)
+
+	// An abrupt end (the process killed, no DISCONNECT): the hub sends the
+	// Will as telemetry marked iothub-MessageType=Will.
+	r.Kill()
+	will := h.waitTelemetry(t, from, id, "py-will", 10*time.Second)
+	if will.Properties["iothub-MessageType"] != "Will" || will.Properties["reason"] != "gone" || string(will.Body) != `{"will": true}` {
+		t.Errorf("Will telemetry: properties %v, body %q", will.Properties, will.Body)
 	}
 	h.checkFeedback(t, id, "c2d-py-1", "c2d-py-2")
 }

@@ -9,6 +9,8 @@ Run by interop/python_test.go against the emulator. Environment:
   MODE         "seed" (default): the whole flow; "resume": reconnect with
                CleanSession=0 and no SUBSCRIBE, and report what the hub
                delivers on the restored session (queued C2D)
+  WILL_MID     optional: set a Will (telemetry topic with this $.mid), which
+               the hub sends as telemetry when the connection drops abruptly
 
 Everything IoT Hub-specific is done by hand here, as the seed page does:
 the SAS token is computed with hmac/hashlib, topics and property bags are
@@ -130,6 +132,9 @@ def main():
     client = mqtt.Client(client_id=device_id, clean_session=False, protocol=mqtt.MQTTv311)
     client.username_pw_set(host + "/" + device_id + "/?api-version=2021-04-12", sas_token(host, device_id, key))
     client.tls_set(ca_certs=os.environ["HUB_CA"], tls_version=ssl.PROTOCOL_TLS_CLIENT)
+    if os.environ.get("WILL_MID"):
+        client.will_set("devices/%s/messages/events/%%24.mid=%s&reason=gone" % (device_id, pct(os.environ["WILL_MID"])),
+                        json.dumps({"will": True}), qos=1)
 
     def on_connect(c, userdata, flags, rc):
         state["rc"] = rc
@@ -212,6 +217,14 @@ def main():
                 emit("error", message="no PUBACK for telemetry")
                 return 1
         emit("telemetry", mid="seed-1")
+
+        # RETAIN=1: forwarded, not stored, stamped mqtt-retain.
+        info = client.publish("devices/%s/messages/events/%%24.mid=seed-retained" % device_id, b"retained", qos=1, retain=True)
+        with acked_cond:
+            if not acked_cond.wait_for(lambda: info.mid in acked, WAIT):
+                emit("error", message="no PUBACK for retained telemetry")
+                return 1
+        emit("retained", mid="seed-retained")
 
         # Twin GET.
         client.publish("$iothub/twin/GET/?$rid=get1", b"", qos=0)
