@@ -95,6 +95,12 @@ func (s *restServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			msg: "Unauthorized: " + strings.TrimPrefix(err.Error(), "emulator: unauthorized: ")})
 		return
 	}
+	// The mux would answer a path with empty, "." or ".." segments with a
+	// redirect to its cleaned form; IoT Hub paths never have them.
+	if !canonicalPath(r.URL.EscapedPath()) {
+		writeRESTError(w, badRequest("the path %s has empty, '.' or '..' segments", r.URL.EscapedPath()))
+		return
+	}
 	if _, pattern := s.mux.Handler(r); pattern == "" {
 		// No route: 404 for an unknown path, 405 for a known path with
 		// another method, in the JSON envelope rather than the mux's text.
@@ -110,6 +116,21 @@ func (s *restServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx := context.WithValue(r.Context(), restCtxKey{}, restAuth{policy: policy, rights: rights})
 	s.mux.ServeHTTP(w, r.WithContext(ctx))
+}
+
+// canonicalPath reports whether p (escaped) starts with '/' and has no
+// empty, "." or ".." segment (a single trailing '/' is allowed).
+func canonicalPath(p string) bool {
+	if !strings.HasPrefix(p, "/") {
+		return false
+	}
+	segs := strings.Split(strings.TrimSuffix(p[1:], "/"), "/")
+	for _, seg := range segs {
+		if seg == "" && len(segs) > 1 || seg == "." || seg == ".." {
+			return false
+		}
+	}
+	return true
 }
 
 // allowed lists the methods the path has routes for, or "".

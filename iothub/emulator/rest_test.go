@@ -374,6 +374,15 @@ func TestRESTDevices(t *testing.T) {
 		t.Errorf("delete module: %d", rp.status)
 	}
 
+	// Paths the mux would redirect are refused instead.
+	for _, p := range []string{"//devices/k0", "/devices/.", "/devices/..", "/devices//k0", "/devices/k0/./modules"} {
+		want(t, "path "+p, r.do("GET", p, tok, "", nil), 400, "ArgumentInvalid")
+	}
+	// A '+' in a path stays a '+'.
+	if rp := r.do("PUT", "/devices/a+b", tok, `{}`, nil); rp.status != 200 || !strings.Contains(string(rp.body), `"deviceId":"a+b"`) {
+		t.Errorf("id with '+': %d %s", rp.status, rp.body)
+	}
+
 	// Unknown path, wrong method.
 	want(t, "unknown path", r.do("GET", "/nothing/here", tok, "", nil), 404, "NotFound")
 	rp = r.do("POST", "/devices/k0", tok, `{}`, nil)
