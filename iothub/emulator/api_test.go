@@ -1,6 +1,7 @@
 package emulator_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"errors"
@@ -9,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hubwire/hubwire/internal/testcert"
 	"github.com/hubwire/hubwire/iothub/emulator"
 	"github.com/hubwire/hubwire/iothub/emulator/emulatortest"
 	"github.com/hubwire/hubwire/packet"
@@ -308,5 +310,26 @@ func TestBindErrorSaysHow(t *testing.T) {
 	_, err := emulator.Start(testCtx(t), emulator.Config{MQTTAddr: h.MQTTAddr().String(), HTTPSAddr: "off"})
 	if err == nil || !strings.Contains(err.Error(), "MQTTAddr") || !strings.Contains(err.Error(), h.MQTTAddr().String()) {
 		t.Fatalf("error %v", err)
+	}
+}
+
+func TestGivenCertificateFiles(t *testing.T) {
+	ca := testcert.New(t, testcert.Options{RSA: true})
+	dir := t.TempDir()
+	certFile, keyFile, err := ca.MustServer(t, "myhub.example").WritePEM(dir, "server")
+	if err != nil {
+		t.Fatal(err)
+	}
+	caFile, err := ca.WritePEM(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := emulatortest.Start(t, emulator.Config{HostName: "myhub.example", CertFile: certFile, KeyFile: keyFile, CAFile: caFile})
+	emulatortest.Device(t, h, "d1")
+	if !bytes.Equal(h.CAPEM(), ca.RootPEM()) {
+		t.Fatal("CAPEM is not the given CA")
+	}
+	for _, tr := range transports {
+		connect(t, h, "d1", devOpts{transport: tr})
 	}
 }

@@ -268,3 +268,27 @@ func TestRule31C2DLimits(t *testing.T) {
 		t.Fatalf("purge: %d %v", n, err)
 	}
 }
+
+func TestC2DDeliveryCountExceeded(t *testing.T) {
+	h := newHub(t, "dev1")
+	mid := sendC2D(t, h, "dev1", emulator.C2DMessage{Body: []byte("never-acked"), Ack: emulator.AckNegative})
+	for i := 1; i <= emulator.DefaultMaxDeliveries; i++ {
+		c := dialRaw(t, h, "tls")
+		c.connect(h, "dev1", "", false)
+		if pub := c.readPublish(); string(pub.Payload) != "never-acked" {
+			t.Fatalf("delivery %d: %s", i, pub.Payload)
+		}
+		c.nc.Close()
+		waitFor(t, "released", func() bool {
+			q := h.PendingC2D("dev1")
+			return len(q) == 0 || !q[0].InFlight
+		})
+	}
+	if q := h.PendingC2D("dev1"); len(q) != 0 {
+		t.Fatalf("still queued after %d deliveries: %+v", emulator.DefaultMaxDeliveries, q)
+	}
+	fb := h.Feedback()
+	if len(fb) != 1 || fb[0].StatusCode != "DeliveryCountExceeded" || fb[0].OriginalMessageID != mid {
+		t.Fatalf("feedback %+v", fb)
+	}
+}
