@@ -114,24 +114,17 @@ func (s *restServer) getTwin(w http.ResponseWriter, r *http.Request) error {
 	return writeTwin(w, tw)
 }
 
+// patchTwin merges the body into the twin (PATCH).
 func (s *restServer) patchTwin(w http.ResponseWriter, r *http.Request) error {
-	d, m, err := twinTarget(r)
-	if err != nil {
-		return err
-	}
-	tags, desired, err := readTwinBody(r, d, m)
-	if err != nil {
-		return err
-	}
-	im, _ := ifMatch(r)
-	tw, err := s.h.UpdateTwin(r.Context(), d, m, TwinPatch{Tags: tags, Desired: desired}, im)
-	if err != nil {
-		return err
-	}
-	return writeTwin(w, tw)
+	return s.writeTwinBody(w, r, false)
 }
 
+// putTwin replaces the twin's tags and desired properties (PUT).
 func (s *restServer) putTwin(w http.ResponseWriter, r *http.Request) error {
+	return s.writeTwinBody(w, r, true)
+}
+
+func (s *restServer) writeTwinBody(w http.ResponseWriter, r *http.Request, replace bool) error {
 	d, m, err := twinTarget(r)
 	if err != nil {
 		return err
@@ -141,7 +134,12 @@ func (s *restServer) putTwin(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	im, _ := ifMatch(r)
-	tw, err := s.h.ReplaceTwin(r.Context(), d, m, tags, desired, im)
+	var tw Twin
+	if replace {
+		tw, err = s.h.ReplaceTwin(r.Context(), d, m, tags, desired, im)
+	} else {
+		tw, err = s.h.UpdateTwin(r.Context(), d, m, TwinPatch{Tags: tags, Desired: desired}, im)
+	}
 	if err != nil {
 		return err
 	}
