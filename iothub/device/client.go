@@ -309,8 +309,19 @@ func (c *Client) Connect(ctx context.Context) error {
 			filters = append(filters, mqtt.Subscription{Filter: string(iothub.AppendModuleFilter(nil, c.id.deviceID, c.id.moduleID)), QoS: packet.QoS1})
 		}
 	}
-	if _, err := c.mq.Subscribe(ctx, filters...); err != nil {
-		return c.mapErr(err)
+	for {
+		_, err := c.mq.Subscribe(ctx, filters...)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, mqtt.ErrConnectionLost) && !errors.Is(err, mqtt.ErrNotConnected) {
+			return c.mapErr(err)
+		}
+		// The connection dropped before the SUBACK: the engine is
+		// reconnecting; subscribe on the next connection.
+		if err := c.waitUp(ctx); err != nil {
+			return err
+		}
 	}
 	c.mu.Lock()
 	c.started = true

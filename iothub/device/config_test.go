@@ -252,3 +252,32 @@ func TestRenewalScheduledOnClock(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestTokensSourceWithoutRenewal: a TokenSource that returns the same
+// token when asked again is not renewed again and again.
+func TestTokensSourceWithoutRenewal(t *testing.T) {
+	clk := iothub.NewManualClock(time.Unix(1_700_000_000, 0))
+	tok := sas.NewToken("h/devices/d", []byte("k"), "", clk.Now().Add(10*time.Minute))
+	calls := 0
+	cfg := Config{Clock: clk, TokenSource: sas.TokenSourceFunc(func(context.Context) (sas.Token, error) { calls++; return tok, nil })}
+	cfg.normalize()
+	tk := newTokens(&cfg, &identity{host: "h", deviceID: "d"})
+	ctx := context.Background()
+	if _, err := tk.token(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := tk.renewal(); !ok {
+		t.Fatal("no renewal scheduled for a fresh token")
+	}
+	clk.Advance(8 * time.Minute)
+	tk.renew()
+	if _, err := tk.token(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if at, ok := tk.renewal(); ok {
+		t.Fatalf("renewal scheduled at %v for a token the source cannot renew", at)
+	}
+	if calls != 2 {
+		t.Fatalf("%d calls", calls)
+	}
+}

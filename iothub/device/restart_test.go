@@ -115,6 +115,13 @@ func TestFileStoreSurvivesProcessRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = cmd.Wait()
+	// Let the hub finish reading (and ignoring) what the dead connection
+	// had in flight before it listens again.
+	waitFor(t, 5*time.Second, "the hub to drop the killed connection", func() bool {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		return h.ids["dev1"].live == nil
+	})
 	h.setBlackhole(false)
 	if got := len(h.telemetryOf("dev1")); got != 0 {
 		t.Fatalf("the hub recorded %d messages while blackholed", got)

@@ -34,6 +34,7 @@ type tokens struct {
 	issued  time.Time // when cur was minted or obtained
 	renewAt time.Time // when cur should be replaced
 	force   bool      // mint or fetch a new token at the next call
+	same    bool      // the last renewal got the same token back from src
 }
 
 func newTokens(cfg *Config, id *identity) *tokens {
@@ -91,6 +92,10 @@ func (t *tokens) token(ctx context.Context) (sas.Token, error) {
 			return sas.Token{}, err
 		}
 	}
+	// A TokenSource that hands back the token it gave last time cannot be
+	// renewed early: do not schedule renewals for it (the hub closes the
+	// connection at expiry and the reconnect asks the source again).
+	t.same = t.force && !t.issued.IsZero() && tok.Expiry.Equal(t.cur.Expiry)
 	t.cur, t.issued, t.force = tok, now, false
 	t.renewAt = renewPoint(now, tok.Expiry, t.fraction)
 	return tok, nil
@@ -110,7 +115,7 @@ func (t *tokens) password(ctx context.Context) ([]byte, error) {
 func (t *tokens) renewal() (time.Time, bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.issued.IsZero() || t.static {
+	if t.issued.IsZero() || t.static || t.same {
 		return time.Time{}, false
 	}
 	return t.renewAt, true

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/hubwire/hubwire/iothub"
+	"github.com/hubwire/hubwire/mqtt"
 )
 
 // DesiredUpdate is a change of the desired properties, delivered to
@@ -219,9 +220,9 @@ func (c *Client) handleTwin(r *iothub.Route, payload []byte) {
 			if i == len(fx.Publish)-1 && fx.Sync != nil {
 				break
 			}
-			ctx, cancel := context.WithTimeout(c.ctx, c.cfg.TwinTimeout)
-			_ = c.publish0(ctx, a)
-			cancel()
+			// On the delivery goroutine: never wait for a connection
+			// here (a lost one is resynchronised when it comes back).
+			_ = c.mq.Publish(c.ctx, &mqtt.Message{Topic: a.Topic, Payload: a.Payload})
 		}
 	}
 	if fx.Sync != nil {
