@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"strings"
 	"syscall"
@@ -183,15 +184,68 @@ func TestBinaryDefaultPorts(t *testing.T) {
 		}
 		return string(b)
 	}
-	cs := strings.TrimSpace(hubwire("device", "add", "readme-dev"))
+	// The README's second shell, command by command.
+	cs := strings.TrimSpace(hubwire("device", "add", "dev1"))
 	env = append(env, envDeviceConnStr+"="+cs)
-	hubwire("send", `{"temperature":21.5}`)
-	hubwire("send", "--transport", "mqtt-ws", `{"temperature":22}`)
-	got := hubwire("monitor", "--from", "earliest", "--no-follow", "--device", "readme-dev")
-	if !strings.Contains(got, `readme-dev  {"temperature":21.5}`) || !strings.Contains(got, `readme-dev  {"temperature":22}`) {
-		t.Errorf("monitor printed:\n%s", got)
+	listen := exec.CommandContext(ctx, bin, "listen")
+	listen.Env = env
+	var listenOut syncBuffer
+	listen.Stdout = &listenOut
+	listenErr, err := listen.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
 	}
-	if list := hubwire("device", "list"); !strings.Contains(list, "readme-dev") {
+	if err := listen.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer listen.Process.Kill() // by pid, if the test fails half-way
+	if line, err := bufio.NewReader(listenErr).ReadString('\n'); err != nil || !strings.HasPrefix(line, "listening as dev1") {
+		t.Fatalf("listen said %q (%v)", line, err)
+	}
+	waitListen := func(want string) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for !strings.Contains(listenOut.String(), want) {
+			if time.Now().After(deadline) {
+				t.Fatalf("listen did not print %q within 10 s:\n%s", want, listenOut.String())
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	waitListen("desired  $version 1 (full) {}")
+	if out := hubwire("twin", "set-desired", "dev1", `{"interval":5}`); !strings.HasPrefix(out, "desired $version 2 ") {
+		t.Errorf("twin set-desired printed %q", out)
+	}
+	if out := hubwire("method", "invoke", "dev1", "reboot", `{"delay":0}`); !jsonEqual([]byte(out), []byte(`{"status":200,"payload":null}`)) {
+		t.Errorf("method invoke printed %q", out)
+	}
+	if out := hubwire("c2d", "send", "dev1", "hello device", "--property", "priority=high"); !strings.HasPrefix(out, "queued message ") {
+		t.Errorf("c2d send printed %q", out)
+	}
+	sensor := strings.TrimSpace(hubwire("device", "add", "sensor"))
+	hubwire("send", "--connection-string", sensor, `{"temperature":21.5}`, "--property", "alert=false")
+	if out := hubwire("monitor", "--from", "earliest", "--count", "1"); !strings.Contains(out, `sensor  {"temperature":21.5}  [alert=false]`) {
+		t.Errorf("monitor printed %q", out)
+	}
+	hubwire("send", "--connection-string", sensor, "--transport", "mqtt-ws", `{"temperature":22}`)
+	waitListen(`c2d      "hello device"`)
+	if err := listen.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	if err := listen.Wait(); err != nil {
+		t.Errorf("listen after Ctrl-C: %v", err)
+	}
+	got := listenOut.String()
+	for _, want := range []string{"desired  $version 1 (full) {}", `desired  $version 2 {"interval":5}`, `method   reboot {"delay":0} -> 200 (no payload)`, `c2d      "hello device" `, "priority=high"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("listen printed no %q:\n%s", want, got)
+		}
+	}
+	list := hubwire("device", "list")
+	if !regexp.MustCompile(`(?m)^dev1 +enabled +`).MatchString(list) || !strings.Contains(list, "2 devices") {
 		t.Errorf("device list printed:\n%s", list)
+	}
+	if out := hubwire("monitor", "--from", "earliest", "--no-follow", "--device", "sensor"); strings.Count(out, "\n") != 2 {
+		t.Errorf("monitor --no-follow printed:\n%s", out)
 	}
 }
