@@ -144,6 +144,17 @@ func TestNodeServiceSDK(t *testing.T) {
 	if ev.Str("name") != "UnauthorizedError" || !strings.Contains(ev.Str("message"), "Unauthorized") {
 		t.Errorf("wrong policy key: %s", ev.Raw)
 	}
+	ev = p.Expect("bulk_added", step)
+	if ev.Fields["isSuccessful"] != true {
+		t.Errorf("addDevices: %s", ev.Raw)
+	}
+	ev = p.Expect("bulk_removed", step)
+	if ev.Fields["isSuccessful"] != true {
+		t.Errorf("removeDevices: %s", ev.Raw)
+	}
+	if _, err := h.GetDevice("bulk-1"); err == nil {
+		t.Error("removeDevices left bulk-1")
+	}
 	p.Expect("done", step)
 	if err := p.Wait(10 * time.Second); err != nil {
 		t.Errorf("node exit: %v", err)

@@ -18,6 +18,7 @@ import (
 //
 //	rest.go           routing, authentication, rights, error envelopes, body limits
 //	rest_devices.go   /devices/{id}, /devices/{id}/modules/{mid}, /devices, /statistics/devices
+//	rest_bulk.go      POST /devices: bulk create, update and delete
 //	rest_twins.go     /twins/{id}, /twins/{id}/modules/{mid}
 //	rest_query.go     POST /devices/query
 //	rest_methods.go   POST /twins/{id}/methods, POST /twins/{id}/modules/{mid}/methods

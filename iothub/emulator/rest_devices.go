@@ -15,6 +15,8 @@ const maxListDevices = 1000
 func (s *restServer) routeDevices() {
 	s.handle("GET /devices", RegistryRead, s.listDevices)
 	s.handle("GET /devices/{$}", RegistryRead, s.listDevices)
+	s.handle("POST /devices", RegistryWrite, s.bulkDevices)
+	s.handle("POST /devices/{$}", RegistryWrite, s.bulkDevices)
 	s.handle("GET /devices/{id}", RegistryRead, s.getDevice)
 	s.handle("PUT /devices/{id}", RegistryWrite, s.putDevice)
 	s.handle("DELETE /devices/{id}", RegistryWrite, s.deleteDevice)

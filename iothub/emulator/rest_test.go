@@ -406,6 +406,53 @@ func encodeURIComponent(s string) string {
 	return b.String()
 }
 
+func TestRESTBulk(t *testing.T) {
+	r := newRESTHub(t)
+	tok := r.token("registryReadWrite", time.Hour)
+	emulatortest.Device(t, r.h, "old")
+	type result struct {
+		IsSuccessful bool
+		Errors       []struct{ DeviceID, ErrorCode, ErrorStatus string }
+		Warnings     []any
+	}
+	bulk := func(body string) result {
+		t.Helper()
+		rp := r.do("POST", "/devices?api-version=2021-04-12", tok, body, nil)
+		var res result
+		if rp.status != 200 || json.Unmarshal(rp.body, &res) != nil || res.Warnings == nil {
+			t.Fatalf("bulk %s: %d %s", body, rp.status, rp.body)
+		}
+		return res
+	}
+	// As Node's addDevices sends it: deviceId moved to id, empty keys.
+	res := bulk(`[{"id":"b1","importMode":"create","authentication":{"symmetricKey":{"primaryKey":"","secondaryKey":""},"type":"sas"}},{"id":"b2","importMode":"create"},{"id":"old","importMode":"create"}]`)
+	if res.IsSuccessful || len(res.Errors) != 1 || res.Errors[0].DeviceID != "old" || res.Errors[0].ErrorCode != "DeviceAlreadyExists" {
+		t.Errorf("create: %+v", res)
+	}
+	if d, err := r.h.GetDevice("b1"); err != nil || d.Authentication.SymmetricKey.PrimaryKey == "" {
+		t.Errorf("b1 = %+v, %v", d, err)
+	}
+	d, _ := r.h.GetDevice("b2")
+	res = bulk(`[{"id":"b1","importMode":"Update","status":"disabled"},{"id":"b2","importMode":"UpdateIfMatchETag","eTag":"` + d.ETag + `","status":"disabled"},{"id":"old","importMode":"UpdateIfMatchETag","eTag":"bm9wZQ=="}]`)
+	if res.IsSuccessful || len(res.Errors) != 1 || res.Errors[0].ErrorCode != "PreconditionFailed" {
+		t.Errorf("update: %+v", res)
+	}
+	if d, _ := r.h.GetDevice("b2"); d.Status != emulator.StatusDisabled {
+		t.Errorf("b2 status %s", d.Status)
+	}
+	res = bulk(`[{"id":"b1","importMode":"Delete"},{"id":"b2","importMode":"DeleteIfMatchETag"},{"id":"nope","importMode":"delete"},{"id":"x","importMode":"explode"}]`)
+	if res.IsSuccessful || len(res.Errors) != 3 {
+		t.Errorf("delete: %+v", res)
+	}
+	if _, err := r.h.GetDevice("b1"); err == nil {
+		t.Error("b1 not deleted")
+	}
+	want(t, "empty bulk", r.do("POST", "/devices", tok, `[]`, nil), 400, "ArgumentInvalid")
+	want(t, "bulk of 101", r.do("POST", "/devices", tok, "["+strings.Repeat(`{"id":"x","importMode":"create"},`, 100)+`{"id":"y","importMode":"create"}]`, nil), 400, "ArgumentInvalid")
+	want(t, "bulk not an array", r.do("POST", "/devices", tok, `{"id":"x"}`, nil), 400, "ArgumentInvalid")
+	want(t, "bulk as registryRead", r.do("POST", "/devices", r.token("registryRead", time.Hour), `[{"id":"z","importMode":"create"}]`, nil), 401, "IotHubUnauthorizedAccess")
+}
+
 func TestRESTTwins(t *testing.T) {
 	r := newRESTHub(t)
 	tok := r.token("iothubowner", time.Hour)

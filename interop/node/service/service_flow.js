@@ -98,6 +98,12 @@ async function main() {
   const wrong = Registry.fromConnectionString(process.env.WRONG_CS);
   emit('refused', await expectError(() => wrong.get(process.env.METHOD_DEVICE)));
 
+  // Bulk: addDevices, then removeDevices.
+  const added = (await registry.addDevices([{ deviceId: 'bulk-1' }, { deviceId: 'bulk-2' }])).responseBody;
+  emit('bulk_added', { isSuccessful: added.isSuccessful, errors: added.errors });
+  const removed = (await registry.removeDevices([{ deviceId: 'bulk-1' }, { deviceId: 'bulk-2' }], true)).responseBody;
+  emit('bulk_removed', { isSuccessful: removed.isSuccessful, errors: removed.errors });
+
   emit('done');
 }
 
