@@ -51,7 +51,14 @@ func (w *logWriter) Write(p []byte) (int, error) {
 // lock); otherwise both listeners take free loopback ports.
 func startHub(t *testing.T, fixedPorts bool) *testHub {
 	t.Helper()
-	cfg := emulator.Config{MQTTAddr: "127.0.0.1:0", HTTPSAddr: "127.0.0.1:0"}
+	return startHubWith(t, fixedPorts, emulator.Config{})
+}
+
+// startHubWith is startHub with other Config fields set (the addresses and
+// the logger are startHub's).
+func startHubWith(t *testing.T, fixedPorts bool, cfg emulator.Config) *testHub {
+	t.Helper()
+	cfg.MQTTAddr, cfg.HTTPSAddr = "127.0.0.1:0", "127.0.0.1:0"
 	if fixedPorts {
 		LockFixedPorts(t)
 		cfg.MQTTAddr, cfg.HTTPSAddr = "127.0.0.1:8883", "127.0.0.1:443"

@@ -160,13 +160,16 @@ func TestNodeDeviceSDK(t *testing.T) {
 	}
 }
 
-// TestNodeDeviceTokenRenewal: with a short token lifetime the SDK renews its
-// SAS token and reconnects with the new one (MQTT 3.1.1 cannot
-// re-authenticate in-band); the hub accepts every new token and the device
-// keeps working.
+// TestNodeDeviceTokenRenewal: with a short token lifetime (8 s, renewed 5 s
+// before expiry) the SDK renews its SAS token and reconnects with the new
+// one (MQTT 3.1.1 cannot re-authenticate in-band); the hub, allowing no
+// skew, accepts every new token and the device keeps working past the first
+// token's expiry.
 func TestNodeDeviceTokenRenewal(t *testing.T) {
 	nodeBinary(t)
-	h := startHub(t, true)
+	// No clock skew allowance: a connection still on an expired token
+	// would be closed exactly at its se.
+	h := startHubWith(t, true, emulator.Config{SASSkew: -1})
 	const id = "node-renew"
 	h.addDevice(t, id)
 	from := h.telemetryNext(t)
@@ -175,20 +178,21 @@ func TestNodeDeviceTokenRenewal(t *testing.T) {
 	p.Expect("ready", 10*time.Second)
 	connects := h.connectCount(t, id)
 	var last float64
-	for i := 0; i < 2; i++ {
+	// Renewals come every 3 s; the third is past the first token's expiry.
+	for i := 0; i < 3; i++ {
 		se := p.Expect("token", 15*time.Second).Num("se")
 		if se <= last {
 			t.Errorf("renewed token se %v not after the previous %v", se, last)
 		}
 		last = se
 	}
-	// After the second renewal, the device is connected with the newest
+	// After the third renewal, the device is connected with the newest
 	// token and still sends.
 	p.Send(map[string]any{"cmd": "telemetry", "messageId": "after-renewal", "body": map[string]any{"ok": true}})
 	p.Expect("sent", 15*time.Second)
 	h.waitTelemetry(t, from, id, "after-renewal", 10*time.Second)
-	if n := h.connectCount(t, id); n < connects+2 {
-		t.Errorf("hub saw %d connections of %s after two renewals, want at least %d (the SDK reconnects per new token)", n, id, connects+2)
+	if n := h.connectCount(t, id); n < connects+3 {
+		t.Errorf("hub saw %d connections of %s after three renewals, want at least %d (the SDK reconnects per new token)", n, id, connects+3)
 	}
 	if ev, err := p.expect("client_error", 0); err == nil {
 		t.Errorf("SDK reported an error during renewal: %s", ev.Raw)
