@@ -69,14 +69,22 @@ func TestMain(m *testing.M) {
 // runEmulator serves an in-memory emulator until stdin closes.
 func runEmulator() int {
 	ctx := context.Background()
-	h, err := emulator.Start(ctx, emulator.Config{MQTTAddr: "127.0.0.1:0", HTTPSAddr: "127.0.0.1:0", TelemetryMaxBytes: 256 << 20})
+	addr := "127.0.0.1:0"
+	if a := os.Getenv("HUBWIRE_BENCH_MQTT_ADDR"); a != "" {
+		addr = a
+	}
+	count := devices
+	if n, err := strconv.Atoi(os.Getenv("HUBWIRE_BENCH_DEVICES")); err == nil {
+		count = n
+	}
+	h, err := emulator.Start(ctx, emulator.Config{MQTTAddr: addr, HTTPSAddr: "127.0.0.1:0", TelemetryMaxBytes: 256 << 20})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
 	defer h.Close()
 	info := hubInfo{MQTT: h.MQTTAddr().String(), Host: h.HostName(), CA: string(h.CAPEM())}
-	for i := range devices {
+	for i := range count {
 		id := "d" + strconv.Itoa(i)
 		if _, err := h.CreateDevice(ctx, emulator.Device{DeviceID: id}); err != nil {
 			fmt.Fprintln(os.Stderr, err)
