@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hubwire/hubwire/internal/testcert"
 	"github.com/hubwire/hubwire/iothub/emulator"
 	"github.com/hubwire/hubwire/iothub/emulator/emulatortest"
 )
@@ -320,3 +321,77 @@ func (h *countingHandler) Handle(_ context.Context, r slog.Record) error {
 }
 func (h *countingHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
 func (h *countingHandler) WithGroup(string) slog.Handler      { return h }
+
+// TestEmulatorC2DQueuedWhileOffline: C2D sent while the device is offline
+// reaches the handler set before Connect when the device comes back.
+func TestEmulatorC2DQueuedWhileOffline(t *testing.T) {
+	h := emulatortest.New(t)
+	cs := emulatortest.Device(t, h, "dev1")
+	got := make(chan string, 4)
+	cfg := emuConfig(h, cs, TransportMQTT)
+	cfg.OnC2D = func(ctx context.Context, m *C2DMessage) { got <- string(m.Payload) }
+	ctx := testCtx(t, 20*time.Second)
+	c1 := mustClient(t, cfg)
+	if err := c1.Connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := c1.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, body := range []string{"offline-1", "offline-2"} {
+		if _, err := h.SendC2D(ctx, "dev1", emulator.C2DMessage{Body: []byte(body)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c2 := mustClient(t, cfg)
+	if err := c2.Connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"offline-1", "offline-2"} {
+		select {
+		case g := <-got:
+			if g != want {
+				t.Fatalf("got %q, want %q", g, want)
+			}
+		case <-ctx.Done():
+			t.Fatalf("%q not delivered", want)
+		}
+	}
+	waitFor(t, 5*time.Second, "queue drained", func() bool { return len(h.PendingC2D("dev1")) == 0 })
+}
+
+// TestEmulatorX509: a self-signed-thumbprint device connects with its
+// certificate (x509=true) over TLS and WSS; a foreign certificate is
+// refused with ErrUnauthorized.
+func TestEmulatorX509(t *testing.T) {
+	h := emulatortest.New(t)
+	ca := testcert.New(t, testcert.Options{})
+	cert := ca.MustClient(t, "xdev")
+	_, sha256hex := emulator.Thumbprints(cert.Leaf.Raw)
+	ctx := testCtx(t, 20*time.Second)
+	if _, err := h.CreateDevice(ctx, emulator.Device{DeviceID: "xdev", Authentication: emulator.Authentication{
+		Type: emulator.AuthSelfSigned, X509Thumbprint: emulator.X509Thumbprint{PrimaryThumbprint: sha256hex},
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	cs := "HostName=" + h.HostName() + ";DeviceId=xdev;x509=true"
+	for _, tr := range transports {
+		cfg := emuConfig(h, cs, tr)
+		cfg.Certificate = &cert.TLS
+		c := mustClient(t, cfg)
+		if err := c.Connect(ctx); err != nil {
+			t.Fatalf("%s: %v", tr, err)
+		}
+		if err := c.Send(ctx, &Message{Payload: []byte("x509 " + tr)}); err != nil {
+			t.Fatal(err)
+		}
+		c.Close(ctx)
+	}
+	other := ca.MustClient(t, "xdev")
+	cfg := emuConfig(h, cs, TransportMQTT)
+	cfg.Certificate = &other.TLS
+	c := mustClient(t, cfg)
+	if err := c.Connect(ctx); !errors.Is(err, ErrUnauthorized) {
+		t.Fatalf("foreign certificate: %v, want ErrUnauthorized", err)
+	}
+}
