@@ -27,6 +27,7 @@ type conn struct {
 	attempts int       // reconnection attempts it took to open it (0 for Connect)
 
 	// Guarded by Client.mu.
+	writing bool    // a goroutine (writer or reader) is writing to nc
 	wbuf    *[]byte // pending output; nil when there is none
 	closing bool    // DISCONNECT queued: the writer closes nc once wbuf is written
 	err     error   // why the writer closed nc, if it did
@@ -36,12 +37,21 @@ type conn struct {
 	done       chan struct{} // closed by teardown
 	writerDone chan struct{} // closed when writeLoop returns
 
+	// Owned by the goroutine that set writing (see writeOwned).
+	t0          time.Time    // set by newConn; lastWrite counts from it
+	lastWrite   atomic.Int64 // when the last Write started, as a duration since t0 (read by the writer's idle timer)
+	deadlineSet time.Time    // when the write deadline was last moved
+
 	pingOut atomic.Bool // a PINGREQ awaits its PINGRESP
 	stalled atomic.Bool // the reader is blocked on a full handler queue
 
 	// freeSlots counts window slots freed by acknowledgements that the
 	// reader has not yet returned to Client.sem. Owned by the reader.
 	freeSlots int
+	// inbox holds the messages of the current read burst and acks the
+	// encoded PUBACKs for them, until flushBurst. Owned by the reader.
+	inbox []*Message
+	acks  []byte
 }
 
 // releaseSlots returns the window slots freed by the acknowledgements read
@@ -63,6 +73,7 @@ func newConn(nc net.Conn, r *packet.Reader) *conn {
 		space:      make(chan struct{}, 1),
 		done:       make(chan struct{}),
 		writerDone: make(chan struct{}),
+		t0:         time.Now(),
 	}
 }
 
@@ -179,7 +190,6 @@ func (c *Client) writeLoop(cn *conn) {
 	var idleC, pingC <-chan time.Time
 	ka := c.cfg.KeepAlive
 	silence := pingAfter(ka)
-	var writeTimeout time.Duration
 	if ka > 0 {
 		idleTimer = time.NewTimer(silence)
 		defer idleTimer.Stop()
@@ -188,23 +198,20 @@ func (c *Client) writeLoop(cn *conn) {
 		pingTimer.Stop()
 		defer pingTimer.Stop()
 		pingC = pingTimer.C
-		writeTimeout = ka + c.cfg.PingTimeout
 	}
 	// The write deadline is moved at most once per half keep-alive, not per
 	// Write (setting a deadline costs far more than reading the clock): a
 	// Write always has at least writeTimeout minus half the keep-alive,
-	// more than the PING timeout, to complete.
-	var deadlineSet time.Time
-	// lastWrite is when the last Write started (the CONNECT's, before the
-	// loop). The idle timer is not reset per write, which would cost more
-	// than the write: when it fires it checks the silence so far and
-	// waits for the rest.
-	lastWrite := time.Now()
+	// more than the PING timeout, to complete (see writeOwned). The idle
+	// timer is not reset per write, which would cost more than the write:
+	// when it fires it checks the silence since the last write
+	// (cn.lastWrite, from cn.t0 just after the CONNECT before the first)
+	// and waits for the rest.
 	for {
 		select {
 		case <-cn.wake:
 		case now := <-idleC:
-			if idle := now.Sub(lastWrite); idle < silence {
+			if idle := now.Sub(cn.t0) - time.Duration(cn.lastWrite.Load()); idle < silence {
 				idleTimer.Reset(silence - idle)
 				continue
 			}
@@ -243,8 +250,15 @@ func (c *Client) writeLoop(cn *conn) {
 		}
 		for {
 			c.mu.Lock()
+			if cn.writing {
+				// The reader is writing acknowledgements itself; it
+				// wakes us when it is done and more is queued.
+				c.mu.Unlock()
+				break
+			}
 			bp, closing := cn.wbuf, cn.closing
 			cn.wbuf = nil
+			cn.writing = bp != nil
 			c.mu.Unlock()
 			if bp == nil {
 				if closing {
@@ -257,26 +271,18 @@ func (c *Client) writeLoop(cn *conn) {
 			case cn.space <- struct{}{}:
 			default:
 			}
-			if len(*bp) == 0 {
-				putBuf(bp)
-				continue
+			var err error
+			if len(*bp) > 0 {
+				err = c.writeOwned(cn, *bp)
 			}
-			if writeTimeout > 0 {
-				now := time.Now()
-				lastWrite = now
-				if now.Sub(deadlineSet) > ka/2 {
-					deadlineSet = now
-					_ = cn.nc.SetWriteDeadline(now.Add(writeTimeout))
-				}
-			}
-			_, err := cn.nc.Write(*bp)
 			putBuf(bp)
+			c.mu.Lock()
+			cn.writing = false
+			if err != nil && cn.err == nil {
+				cn.err = err
+			}
+			c.mu.Unlock()
 			if err != nil {
-				c.mu.Lock()
-				if cn.err == nil {
-					cn.err = err
-				}
-				c.mu.Unlock()
 				cn.nc.Close()
 				return
 			}
@@ -290,8 +296,14 @@ func (c *Client) readLoop(cn *conn) error {
 		pub    packet.Publish
 		suback packet.Suback
 	)
+	// Messages decoded before the connection failed are still delivered.
+	defer c.flushBurst(cn)
 	for {
-		if cn.freeSlots > 0 && (cn.r.Buffered() == 0 || cn.freeSlots >= cap(c.sem)/4) {
+		if cn.r.Buffered() == 0 {
+			// The end of a read burst: hand its messages to the handlers
+			// and send their acknowledgements, in one write.
+			c.flushBurst(cn)
+		} else if cn.freeSlots >= cap(c.sem)/4 {
 			c.releaseSlots(cn)
 		}
 		if cn.idle != nil && cn.r.Buffered() == 0 {
@@ -316,11 +328,24 @@ func (c *Client) readLoop(cn *conn) error {
 			if err := pub.Decode(f); err != nil {
 				return protocolError(err)
 			}
+			if pub.QoS == packet.QoS0 || pub.QoS == packet.QoS1 && !c.cfg.AckAfterHandler {
+				// Batched until the end of the burst (see flushBurst).
+				cn.inbox = append(cn.inbox, newIncoming(&pub))
+				if len(cn.inbox) >= maxInbox {
+					c.flushBurst(cn)
+				}
+				continue
+			}
+			// Its acknowledgement must follow those of the batch.
+			c.flushBurst(cn)
 			c.onPublish(cn, &pub)
 		case packet.TypePuback, packet.TypePubrec, packet.TypePubcomp, packet.TypePubrel, packet.TypeUnsuback:
 			id, err := decodeAck(f)
 			if err != nil {
 				return protocolError(err)
+			}
+			if t == packet.TypePubrel {
+				c.flushBurst(cn) // the PUBCOMP follows the batch's PUBACKs
 			}
 			c.onAck(cn, t, id)
 		case packet.TypeSuback:
@@ -334,6 +359,92 @@ func (c *Client) readLoop(cn *conn) error {
 			return &wrapped{msg: "mqtt: unexpected " + t.String() + " from broker", err: ErrProtocol}
 		}
 	}
+}
+
+// maxInbox bounds the messages the reader batches before handing them on.
+const maxInbox = 64
+
+// flushBurst ends a read burst: it queues the burst's messages for the
+// handlers (cn.inbox), in arrival order, then queues the PUBACKs of the
+// QoS 1 ones with one append to the write buffer (one wake-up of the
+// writer, one write), and returns the window slots the burst's
+// acknowledgements freed. A message Close dropped before it was queued is
+// not acknowledged. Owned by the reader.
+func (c *Client) flushBurst(cn *conn) {
+	for i, m := range cn.inbox {
+		qos, id := m.QoS, m.ID // m belongs to the handlers once queued
+		if !c.deliver(cn, m) {
+			for _, r := range cn.inbox[i+1:] {
+				releaseIncoming(r)
+			}
+			break
+		}
+		if qos == packet.QoS1 {
+			cn.acks, _ = (&packet.Puback{ID: id}).AppendBinary(cn.acks) // id is non-zero
+		}
+	}
+	clear(cn.inbox)
+	cn.inbox = cn.inbox[:0]
+	c.flushAcks(cn)
+	c.releaseSlots(cn)
+}
+
+// flushAcks sends the batched acknowledgements on cn if it is still live
+// (otherwise the broker resends the messages and they are answered then).
+// When nothing else is queued and the writer is not writing, the reader
+// writes them itself, which spares waking the writer for every burst;
+// otherwise they are queued behind what is pending, in order.
+func (c *Client) flushAcks(cn *conn) {
+	if len(cn.acks) == 0 {
+		return
+	}
+	c.mu.Lock()
+	switch {
+	case !c.liveLocked(cn):
+	case cn.wbuf == nil && !cn.writing:
+		cn.writing = true
+		c.mu.Unlock()
+		err := c.writeOwned(cn, cn.acks)
+		c.mu.Lock()
+		cn.writing = false
+		if err != nil && cn.err == nil {
+			cn.err = err
+		}
+		if cn.wbuf != nil {
+			select { // queued while we wrote: the writer's turn
+			case cn.wake <- struct{}{}:
+			default:
+			}
+		}
+		if err != nil {
+			c.mu.Unlock()
+			cn.nc.Close() // the reader's next read fails
+			cn.acks = cn.acks[:0]
+			return
+		}
+	default:
+		bp := c.reserveLocked(cn, len(cn.acks))
+		*bp = append(*bp, cn.acks...)
+	}
+	c.mu.Unlock()
+	cn.acks = cn.acks[:0]
+}
+
+// writeOwned writes b on cn. Only the goroutine that set cn.writing (the
+// writer, or the reader writing acknowledgements) calls it, so the write
+// deadline bookkeeping needs no lock. The deadline is moved at most once
+// per half keep-alive, keeping keep-alive plus PingTimeout ahead.
+func (c *Client) writeOwned(cn *conn, b []byte) error {
+	if ka := c.cfg.KeepAlive; ka > 0 {
+		now := time.Now()
+		cn.lastWrite.Store(int64(now.Sub(cn.t0)))
+		if now.Sub(cn.deadlineSet) > ka/2 {
+			cn.deadlineSet = now
+			_ = cn.nc.SetWriteDeadline(now.Add(ka + c.cfg.PingTimeout))
+		}
+	}
+	_, err := cn.nc.Write(b)
+	return err
 }
 
 // protocolError wraps a decoding error of a packet from the broker so that

@@ -20,6 +20,9 @@ func (c *Client) deliver(cn *conn, m *Message) bool {
 		return true
 	default:
 	}
+	// About to wait: send the acknowledgements of the messages already
+	// queued, and return the slots already freed.
+	c.flushAcks(cn)
 	c.releaseSlots(cn)
 	cn.stalled.Store(true)
 	c.kickClose()

@@ -29,7 +29,10 @@ type client interface {
 	close()
 }
 
-var clientNames = []string{"hubwire", "paho.mqtt.golang", "paho.golang"}
+var clientNames = []string{"hubwire", "paho.mqtt.golang", "paho.golang", "raw"}
+
+// receiveOnly names the clients measured only in the receive modes.
+var receiveOnly = map[string]bool{"raw": true}
 
 func dial(ctx context.Context, lib, addr, id string) (client, error) {
 	switch lib {
@@ -39,6 +42,8 @@ func dial(ctx context.Context, lib, addr, id string) (client, error) {
 		return dialPahoV1(addr, id)
 	case "paho.golang":
 		return dialAutopaho(ctx, addr, id)
+	case "raw":
+		return dialRaw(ctx, addr, id)
 	}
 	return nil, fmt.Errorf("unknown client %q", lib)
 }

@@ -72,6 +72,7 @@ type result struct {
 	CPU                  float64 // user+system seconds of the process in it
 	Allocs, Bytes        uint64  // runtime.MemStats deltas
 	Writes               uint64  // write syscalls (/proc/self/io syscw)
+	Switches             uint64  // context switches, voluntary and involuntary (getrusage)
 	MemPerConn           float64 // idle: heap+stack bytes per connection
 	GoroutinesPerConn    float64 // idle
 	Err                  string
@@ -139,6 +140,9 @@ func orchestrate() error {
 				continue
 			}
 			for _, c := range clients {
+				if receiveOnly[c] {
+					continue
+				}
 				var rs []result
 				for range *flagRounds {
 					rs = append(rs, measure(b, c, mode))
@@ -146,12 +150,27 @@ func orchestrate() error {
 				all = append(all, median(rs))
 			}
 		}
-		for _, mode := range []string{"sub0", "sub1", "idle"} {
+		// Receive runs too are repeated with the clients interleaved, and
+		// the median (by CPU per message) kept.
+		for _, mode := range []string{"sub0", "sub1"} {
 			if !wanted(mode) {
 				continue
 			}
+			rs := map[string][]result{}
+			for range *flagRounds {
+				for _, c := range clients {
+					rs[c] = append(rs[c], measure(b, c, mode))
+				}
+			}
 			for _, c := range clients {
-				all = append(all, measure(b, c, mode))
+				all = append(all, medianCPU(rs[c]))
+			}
+		}
+		if wanted("idle") {
+			for _, c := range clients {
+				if !receiveOnly[c] {
+					all = append(all, measure(b, c, "idle"))
+				}
 			}
 		}
 		b.stop()
@@ -190,6 +209,22 @@ func median(rs []result) result {
 		return rs[0]
 	}
 	sort.Slice(ok, func(i, j int) bool { return ok[i].rate() < ok[j].rate() })
+	return ok[len(ok)/2]
+}
+
+// medianCPU returns the result with the median CPU per message among the
+// successful ones.
+func medianCPU(rs []result) result {
+	ok := rs[:0:0]
+	for _, r := range rs {
+		if r.Err == "" {
+			ok = append(ok, r)
+		}
+	}
+	if len(ok) == 0 {
+		return rs[0]
+	}
+	sort.Slice(ok, func(i, j int) bool { return ok[i].cpuPer100k() < ok[j].cpuPer100k() })
 	return ok[len(ok)/2]
 }
 

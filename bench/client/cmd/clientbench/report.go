@@ -46,6 +46,9 @@ func printTables(w io.Writer, all []result, clients []string) {
 				continue
 			}
 			for _, c := range clients {
+				if receiveOnly[c] {
+					continue
+				}
 				r, ok := find(all, b, c, mode)
 				if !ok {
 					fmt.Fprintf(w, "| %s | %s | %c | failed: %s | | | | |\n", b, c, mode[3], r.Err)
@@ -56,8 +59,8 @@ func printTables(w io.Writer, all []result, clients []string) {
 		}
 	}
 	fmt.Fprintf(w, "\n### Receive through one subscriber (a hubwire publisher feeds it): %d at QoS 0, %d at QoS 1\n\n", *flagSub0, *flagSub1)
-	fmt.Fprintln(w, "| broker | client | QoS | received | msgs/s | CPU s / 100k msgs | allocs/msg | B/msg |")
-	fmt.Fprintln(w, "|---|---|---|---:|---:|---:|---:|---:|")
+	fmt.Fprintln(w, "| broker | client | QoS | received | msgs/s | CPU s / 100k msgs | allocs/msg | B/msg | context switches/msg | write syscalls/msg |")
+	fmt.Fprintln(w, "|---|---|---|---:|---:|---:|---:|---:|---:|---:|")
 	for _, b := range brokersOf(all) {
 		for _, mode := range []string{"sub0", "sub1"} {
 			if !ran(all, mode) {
@@ -66,10 +69,10 @@ func printTables(w io.Writer, all []result, clients []string) {
 			for _, c := range clients {
 				r, ok := find(all, b, c, mode)
 				if !ok {
-					fmt.Fprintf(w, "| %s | %s | %c | failed: %s | | | | |\n", b, c, mode[3], r.Err)
+					fmt.Fprintf(w, "| %s | %s | %c | failed: %s | | | | | | |\n", b, c, mode[3], r.Err)
 					continue
 				}
-				fmt.Fprintf(w, "| %s | %s | %c | %d/%d | %.0f | %.3f | %.2f | %.0f |\n", b, c, mode[3], r.Received, r.N, r.rate(), r.cpuPer100k(), r.perMsg(r.Allocs), r.perMsg(r.Bytes))
+				fmt.Fprintf(w, "| %s | %s | %c | %d/%d | %.0f | %.3f | %.2f | %.0f | %.3f | %.3f |\n", b, c, mode[3], r.Received, r.N, r.rate(), r.cpuPer100k(), r.perMsg(r.Allocs), r.perMsg(r.Bytes), r.perMsg(r.Switches), r.perMsg(r.Writes))
 			}
 		}
 	}
@@ -81,6 +84,9 @@ func printTables(w io.Writer, all []result, clients []string) {
 			break
 		}
 		for _, c := range clients {
+			if receiveOnly[c] {
+				continue
+			}
 			r, ok := find(all, b, c, "idle")
 			if !ok {
 				fmt.Fprintf(w, "| %s | %s | failed: %s | |\n", b, c, r.Err)
@@ -91,10 +97,10 @@ func printTables(w io.Writer, all []result, clients []string) {
 	}
 	const ref = "paho.mqtt.golang"
 	fmt.Fprintf(w, "\n### Ratios, hubwire / %s (same run)\n\n", ref)
-	fmt.Fprintln(w, "| broker | QoS 0 CPU/msg | QoS 1 CPU/msg | QoS 0 msgs/s | QoS 1 msgs/s | receive QoS 0 CPU/msg | receive QoS 1 CPU/msg |")
-	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|")
+	fmt.Fprintln(w, "| broker | QoS 0 CPU/msg | QoS 1 CPU/msg | QoS 0 msgs/s | QoS 1 msgs/s | receive QoS 0 CPU/msg | receive QoS 1 CPU/msg | receive QoS 1 msgs/s, hubwire / raw |")
+	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---:|")
 	for _, b := range brokersOf(all) {
-		ratio := func(mode string, f func(result) float64) string {
+		ratioTo := func(ref, mode string, f func(result) float64) string {
 			h, ok1 := find(all, b, "hubwire", mode)
 			p, ok2 := find(all, b, ref, mode)
 			if !ok1 || !ok2 || f(p) == 0 {
@@ -102,8 +108,9 @@ func printTables(w io.Writer, all []result, clients []string) {
 			}
 			return fmt.Sprintf("%.3fx", f(h)/f(p))
 		}
+		ratio := func(mode string, f func(result) float64) string { return ratioTo(ref, mode, f) }
 		cpu := func(r result) float64 { return r.cpuPer100k() }
 		rate := func(r result) float64 { return r.rate() }
-		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s |\n", b, ratio("pub0", cpu), ratio("pub1", cpu), ratio("pub0", rate), ratio("pub1", rate), ratio("sub0", cpu), ratio("sub1", cpu))
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %s |\n", b, ratio("pub0", cpu), ratio("pub1", cpu), ratio("pub0", rate), ratio("pub1", rate), ratio("sub0", cpu), ratio("sub1", cpu), ratioTo("raw", "sub1", rate))
 	}
 }

@@ -23,6 +23,7 @@ type snapshot struct {
 	allocs uint64
 	bytes  uint64
 	writes uint64
+	csw    uint64
 }
 
 func take() snapshot {
@@ -36,6 +37,7 @@ func take() snapshot {
 		allocs: ms.Mallocs,
 		bytes:  ms.TotalAlloc,
 		writes: syscw(),
+		csw:    uint64(ru.Nvcsw + ru.Nivcsw),
 	}
 }
 
@@ -60,6 +62,7 @@ func (r *result) fill(a, b snapshot) {
 	r.Allocs = b.allocs - a.allocs
 	r.Bytes = b.bytes - a.bytes
 	r.Writes = b.writes - a.writes
+	r.Switches = b.csw - a.csw
 }
 
 // worker runs one measurement and prints its result as JSON.
