@@ -329,3 +329,34 @@ func TestRule28BadFilterOrTopicCloses(t *testing.T) {
 		})
 	}
 }
+
+// TestPubacksInPublishOrder: QoS 1 telemetry (acknowledged once durable) and
+// a QoS 1 twin request sent together are acknowledged in order
+// [MQTT-4.6.0-2].
+func TestPubacksInPublishOrder(t *testing.T) {
+	h := newHub(t, "dev1")
+	c := dialRaw(t, h, "tls")
+	c.connect(h, "dev1", "", true)
+	var b []byte
+	for i := 1; i <= 3; i++ {
+		b, _ = (&packet.Publish{Topic: []byte("devices/dev1/messages/events/"), QoS: 1, ID: packet.ID(i), Payload: []byte("x")}).AppendBinary(b)
+	}
+	b, _ = (&packet.Publish{Topic: []byte("$iothub/twin/GET/?$rid=1"), QoS: 1, ID: 4}).AppendBinary(b)
+	b, _ = (&packet.Publish{Topic: []byte("devices/dev1/messages/events/"), QoS: 1, ID: 5, Payload: []byte("y")}).AppendBinary(b)
+	c.sendBytes(b)
+	var ids []packet.ID
+	for len(ids) < 5 {
+		p, err := c.read()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a, ok := p.(*packet.Puback); ok {
+			ids = append(ids, a.ID)
+		}
+	}
+	for i, id := range ids {
+		if id != packet.ID(i+1) {
+			t.Fatalf("PUBACK order %v", ids)
+		}
+	}
+}

@@ -400,6 +400,15 @@ func (s *session) onPublish(p *packet.Publish) error {
 			return s.flushTelemetry()
 		}
 		return nil
+	}
+	// PUBACKs leave in the order of the PUBLISHes [MQTT-4.6.0-2]: the
+	// batched telemetry is acknowledged before anything else.
+	if len(s.batch) > 0 && p.QoS == packet.QoS1 {
+		if err := s.flushTelemetry(); err != nil {
+			return err
+		}
+	}
+	switch route.Kind {
 	case iothub.RouteTwinGet, iothub.RouteTwinPatchReported:
 		reply := s.h.twinRequest(s, &route, p.Payload)
 		if err := s.publish(reply.Topic, reply.Payload, packet.QoS0, 0); err != nil {
