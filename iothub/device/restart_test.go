@@ -21,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hubwire/hubwire/sas"
 	"github.com/hubwire/hubwire/transport"
 )
 
@@ -253,4 +254,141 @@ func TestThroughConnectProxy(t *testing.T) {
 			t.Fatal("the proxy saw no refused request")
 		}
 	})
+}
+
+// socks5Proxy is a SOCKS5 server (RFC 1928, CONNECT only) with
+// username/password authentication (RFC 1929).
+func socks5Proxy(t *testing.T, user, pass string) (addr string, tunnels *atomic.Int32) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tunnels = new(atomic.Int32)
+	var wg sync.WaitGroup
+	t.Cleanup(func() { ln.Close(); wg.Wait() })
+	serve := func(c net.Conn) {
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+		var hdr [2]byte
+		if _, err := io.ReadFull(c, hdr[:]); err != nil || hdr[0] != 5 {
+			return
+		}
+		methods := make([]byte, hdr[1])
+		io.ReadFull(c, methods)
+		c.Write([]byte{5, 2}) // username/password
+		var v [2]byte
+		io.ReadFull(c, v[:])
+		u := make([]byte, v[1])
+		io.ReadFull(c, u)
+		var pl [1]byte
+		io.ReadFull(c, pl[:])
+		p := make([]byte, pl[0])
+		io.ReadFull(c, p)
+		if string(u) != user || string(p) != pass {
+			c.Write([]byte{1, 1})
+			return
+		}
+		c.Write([]byte{1, 0})
+		var req [4]byte
+		if _, err := io.ReadFull(c, req[:]); err != nil || req[1] != 1 {
+			return
+		}
+		var host string
+		switch req[3] {
+		case 1:
+			var ip [4]byte
+			io.ReadFull(c, ip[:])
+			host = net.IP(ip[:]).String()
+		case 3:
+			var l [1]byte
+			io.ReadFull(c, l[:])
+			h := make([]byte, l[0])
+			io.ReadFull(c, h)
+			host = string(h)
+		default:
+			return
+		}
+		var port [2]byte
+		io.ReadFull(c, port[:])
+		up, err := net.Dial("tcp", net.JoinHostPort(host, strconv.Itoa(int(port[0])<<8|int(port[1]))))
+		if err != nil {
+			c.Write([]byte{5, 5, 0, 1, 0, 0, 0, 0, 0, 0})
+			return
+		}
+		defer up.Close()
+		tunnels.Add(1)
+		c.Write([]byte{5, 0, 0, 1, 0, 0, 0, 0, 0, 0})
+		_ = c.SetDeadline(time.Time{})
+		done := make(chan struct{}, 2)
+		go func() { io.Copy(up, c); up.(*net.TCPConn).CloseWrite(); done <- struct{}{} }()
+		go func() { io.Copy(c, up); done <- struct{}{} }()
+		<-done
+		<-done
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Add(1)
+			go func() { defer wg.Done(); serve(c) }()
+		}
+	}()
+	return ln.Addr().String(), tunnels
+}
+
+// TestThroughSOCKS5Proxy: both transports through an authenticating
+// SOCKS5 proxy.
+func TestThroughSOCKS5Proxy(t *testing.T) {
+	h := newTestHub(t)
+	cs := h.addDevice("dev1")
+	addr, tunnels := socks5Proxy(t, "bob", "pw")
+	for i, tr := range transports {
+		cfg := h.config(cs, tr)
+		cfg.Proxy = transport.ProxyURL(&url.URL{Scheme: "socks5", Host: addr, User: url.UserPassword("bob", "pw")})
+		c := mustClient(t, cfg)
+		ctx := testCtx(t, 10*time.Second)
+		if err := c.Connect(ctx); err != nil {
+			t.Fatalf("%s: %v", tr, err)
+		}
+		if err := c.Send(ctx, &Message{Payload: []byte("socks " + tr)}); err != nil {
+			t.Fatal(err)
+		}
+		c.Close(ctx)
+		if int(tunnels.Load()) != i+1 {
+			t.Fatalf("%d tunnels after %s", tunnels.Load(), tr)
+		}
+	}
+}
+
+// TestPluggableTokenSource: tokens from a caller's TokenSource (an HSM, the
+// Edge workload API) are used for each CONNECT, and a renewal asks it
+// again.
+func TestPluggableTokenSource(t *testing.T) {
+	h := newTestHub(t)
+	h.addDevice("dev1")
+	var calls atomic.Int32
+	src := sas.TokenSourceFunc(func(ctx context.Context) (sas.Token, error) {
+		calls.Add(1)
+		return sas.NewToken(sas.DeviceResource(testHost, "dev1"), []byte("key-of-dev1-0123456789abcdef"), "", time.Now().Add(3*time.Second)), nil
+	})
+	cfg := Config{HostName: testHost, DeviceID: "dev1", TokenSource: src, Address: h.tlsAddr, RootCAs: h.ca.Pool(), NoProxy: true, ReconnectMax: 100 * time.Millisecond}
+	c := mustClient(t, cfg)
+	ctx := testCtx(t, 20*time.Second)
+	if err := c.Connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "a renewal through the source", func() bool { return calls.Load() >= 2 && h.connectCount() >= 2 })
+	if err := c.Send(ctx, &Message{Payload: []byte("hsm")}); err != nil {
+		t.Fatal(err)
+	}
+	h.mu.Lock()
+	expired := h.expiredCloses
+	h.mu.Unlock()
+	if expired != 0 {
+		t.Fatalf("%d connections outlived their token", expired)
+	}
 }
