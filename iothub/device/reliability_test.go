@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -539,4 +540,40 @@ func TestMethodConcurrencyBounded(t *testing.T) {
 	if p := peak.Load(); p != 2 {
 		t.Fatalf("peak concurrency %d, want 2", p)
 	}
+}
+
+// TestNoGoroutineOutlivesClose: after Close, every goroutine the client
+// started has ended (the shared watchdog too, once no client is left).
+func TestNoGoroutineOutlivesClose(t *testing.T) {
+	h := newTestHub(t)
+	cs := h.addDevice("dev1")
+	time.Sleep(50 * time.Millisecond)
+	base := runtime.NumGoroutine()
+	cfg := h.config(cs, TransportMQTTWebSocket)
+	cfg.OnC2D = func(ctx context.Context, m *C2DMessage) {}
+	cfg.OnDesired = func(u DesiredUpdate) {}
+	cfg.Methods = map[string]MethodHandler{"m": func(ctx context.Context, req MethodRequest) (int, []byte, error) { return 200, nil, nil }}
+	c, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := testCtx(t, 10*time.Second)
+	if err := c.Connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Send(ctx, &Message{Payload: []byte("x")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.invoke("dev1", "m", "", 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	h.sendC2D("dev1", "c", nil)
+	h.updateDesired("dev1", `{"a":1}`)
+	if _, err := c.GetTwin(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "goroutines to end", func() bool { return runtime.NumGoroutine() <= base })
 }
