@@ -200,6 +200,12 @@ func TestTelemetryStreamPositions(t *testing.T) {
 	if len(ms) != 2 || string(ms[0].Body) != "m1" || ms[0].SequenceNumber != 1 {
 		t.Fatalf("from 1: %+v", ms)
 	}
+	if ms, _ := h.ReadTelemetry(emulator.FromEnqueuedTime(ms[1].EnqueuedTime.Add(time.Hour)), 10); len(ms) != 0 {
+		t.Fatalf("from a later time: %+v", ms)
+	}
+	if ms, _ := h.ReadTelemetry(emulator.FromEnqueuedTime(time.Time{}), 10); len(ms) != 3 {
+		t.Fatalf("from the zero time: %d", len(ms))
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
 	got := make(chan string, 10)

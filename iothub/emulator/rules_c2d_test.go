@@ -292,3 +292,21 @@ func TestC2DDeliveryCountExceeded(t *testing.T) {
 		t.Fatalf("feedback %+v", fb)
 	}
 }
+
+// TestC2DQoS0Subscription: a QoS 0 subscription completes a message as it
+// is sent (contract §4).
+func TestC2DQoS0Subscription(t *testing.T) {
+	h := newHub(t, "dev1")
+	c := dialRaw(t, h, "tls")
+	c.connect(h, "dev1", "", true)
+	c.send(&packet.Subscribe{ID: 1, Filters: []packet.Subscription{{Filter: []byte("devices/dev1/messages/devicebound/#"), QoS: 0}}})
+	sendC2D(t, h, "dev1", emulator.C2DMessage{Body: []byte("q0"), Ack: emulator.AckPositive})
+	pub := c.readPublish()
+	if pub.QoS != 0 || string(pub.Payload) != "q0" {
+		t.Fatalf("got QoS %d %s", pub.QoS, pub.Payload)
+	}
+	waitFor(t, "completed", func() bool { return len(h.PendingC2D("dev1")) == 0 && len(h.Feedback()) == 1 })
+	if fb := h.Feedback(); fb[0].StatusCode != "Success" {
+		t.Fatalf("feedback %+v", fb)
+	}
+}

@@ -158,11 +158,12 @@ func normalizeBag(bag []byte) []byte {
 	return out
 }
 
-// Position is where a telemetry read starts: Earliest, Latest or
-// FromSequence.
+// Position is where a telemetry read starts: Earliest, Latest,
+// FromSequence or FromEnqueuedTime.
 type Position struct {
 	kind uint8
 	seq  int64
+	at   time.Time
 }
 
 // Telemetry positions.
@@ -173,6 +174,10 @@ var (
 	// after the read begins.
 	Latest = Position{kind: 2}
 )
+
+// FromEnqueuedTime starts at the first retained message enqueued at or
+// after t.
+func FromEnqueuedTime(t time.Time) Position { return Position{kind: 4, at: t} }
 
 // FromSequence starts at sequence number n (inclusive), or at the oldest
 // retained message when n has been dropped.
@@ -254,6 +259,11 @@ func (t *telemetry) start(from Position) uint64 {
 		return t.log.Next()
 	case 3:
 		return max(uint64(from.seq), t.log.First())
+	case 4:
+		if seq, err := t.log.SeqAt(from.at); err == nil {
+			return seq
+		}
+		return t.log.Next()
 	}
 	return t.log.First()
 }
