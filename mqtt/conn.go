@@ -520,21 +520,16 @@ func (c *Client) onAck(cn *conn, t packet.Type, id packet.ID) {
 // onPublish handles an incoming PUBLISH whose fields alias the reader's
 // frame.
 func (c *Client) onPublish(cn *conn, p *packet.Publish) {
+	// QoS 0, and QoS 1 acknowledged on arrival, are batched by the reader
+	// (see flushBurst) and do not come here.
 	switch p.QoS {
 	case packet.QoS0:
 		c.deliver(cn, newIncoming(p))
 	case packet.QoS1:
+		// Config.AckAfterHandler: dispatch sends the PUBACK.
 		m := newIncoming(p)
-		if c.cfg.AckAfterHandler {
-			m.ackConn = cn
-			c.deliver(cn, m)
-			return
-		}
-		id := p.ID
-		if c.deliver(cn, m) {
-			// Not when Close dropped it: the broker must send it again.
-			c.sendAck(cn, packet.TypePuback, id)
-		}
+		m.ackConn = cn
+		c.deliver(cn, m)
 	case packet.QoS2:
 		id := p.ID
 		c.mu.Lock()

@@ -23,8 +23,12 @@
 // costs one system call; it flushes only what is queued and never waits for
 // more. When the queue is empty it returns the buffer to a pool, so an idle
 // connection keeps no write buffer. A third goroutine, started with the
-// first received message, runs handlers. Steady-state publishing and
-// receiving allocate nothing per message.
+// first received message, runs handlers. The reader hands the messages of
+// one read burst to it together and sends their PUBACKs in one write (by
+// itself when nothing else is queued, sparing the writer a wake-up). A
+// fourth goroutine, started with the first acknowledgement of a QoS 1 or 2
+// publish, runs the Store calls the reader must not wait for (see Store).
+// Steady-state publishing and receiving allocate nothing per message.
 //
 // # Delivery and back-pressure
 //

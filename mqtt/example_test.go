@@ -2,6 +2,7 @@ package mqtt_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log"
 	"time"
@@ -63,6 +64,56 @@ func ExampleClient_PublishAsync() {
 		}
 	}
 	_ = c.Close(ctx)
+}
+
+// A handler may call Close: it starts the shutdown and returns without
+// waiting for the handler's own goroutine; Done tells when the client has
+// stopped.
+func ExampleClient_Done() {
+	ctx := context.Background()
+	var c *mqtt.Client
+	c, err := mqtt.NewClient(mqtt.Config{
+		URL: "tcp://127.0.0.1:1883", ClientID: "stopper", CleanSession: true,
+		OnMessage: func(m *mqtt.Message) {
+			if string(m.Payload) == "stop" {
+				_ = c.Close(context.Background())
+			}
+		},
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	if _, err := c.Connect(ctx); err != nil {
+		log.Fatal(err)
+	}
+	if _, err := c.Subscribe(ctx, mqtt.Subscription{Filter: "control", QoS: packet.QoS1}); err != nil {
+		log.Fatal(err)
+	}
+	<-c.Done() // every goroutine of the client has returned
+}
+
+// Publish distinguishes a message that was accepted (and will still be
+// sent) from one that never got into the in-flight window.
+func ExampleClient_Publish_contextEnds() {
+	c, err := mqtt.NewClient(mqtt.Config{URL: "tcp://127.0.0.1:1883", ClientID: "careful"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	if _, err := c.Connect(ctx); err != nil {
+		log.Fatal(err)
+	}
+	msg := &mqtt.Message{Topic: []byte("orders"), Payload: []byte("42"), QoS: packet.QoS1}
+	switch err := c.Publish(ctx, msg); {
+	case errors.Is(err, mqtt.ErrPending):
+		// Stored: it will be sent. Do not publish it again.
+	case errors.Is(err, mqtt.ErrNotAccepted):
+		// Not stored: publish it again later if it must go.
+	case err != nil:
+		log.Fatal(err)
+	}
+	_ = c.Close(context.Background())
 }
 
 // MemoryStore keeps encoded packets and returns them in the order they were
