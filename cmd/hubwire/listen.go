@@ -41,11 +41,13 @@ type listenEvent struct {
 	Response   json.RawMessage   `json:"response,omitempty"`
 }
 
-func (p *eventPrinter) print(e listenEvent, text string) {
+// print prints an event, or reports false once --count events were
+// printed.
+func (p *eventPrinter) print(e listenEvent, text string) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.limit > 0 && p.n >= p.limit {
-		return
+		return false
 	}
 	p.n++
 	if p.asJSON {
@@ -57,6 +59,7 @@ func (p *eventPrinter) print(e listenEvent, text string) {
 	if p.limit > 0 && p.n == p.limit {
 		close(p.full)
 	}
+	return true
 }
 
 // c2dProperties flattens a C2D message's properties for printing.
@@ -151,8 +154,13 @@ func listenCommand() *command {
 			p := &eventPrinter{w: a.stdout, asJSON: asJSON, limit: count, full: make(chan struct{})}
 			cfg.OnC2D = func(ctx context.Context, m *device.C2DMessage) {
 				props := c2dProperties(m.Properties)
-				p.print(listenEvent{Type: "c2d", Time: time.Now(), Body: string(m.Payload), Properties: props},
-					fmt.Sprintf("%q %s", m.Payload, formatProperties(props)))
+				if !p.print(listenEvent{Type: "c2d", Time: time.Now(), Body: string(m.Payload), Properties: props},
+					fmt.Sprintf("%q %s", m.Payload, formatProperties(props))) {
+					// Past --count: hold the message unacknowledged until
+					// the client closes, so the hub keeps it for the next
+					// listener instead of completing it unseen.
+					<-ctx.Done()
+				}
 			}
 			cfg.OnDesired = func(u device.DesiredUpdate) {
 				patch, _ := json.Marshal(u.Patch)

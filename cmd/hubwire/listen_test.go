@@ -114,3 +114,43 @@ func TestListenBadUsage(t *testing.T) {
 	wantOneLineError(t, hubwire(t, "listen", "--method-payload", "{nope"), 2, "--method-payload is not JSON")
 	wantOneLineError(t, hubwire(t, "listen", "--count", "-1"), 2, "must be positive")
 }
+
+// Past --count, a C2D message is left unacknowledged, for the next
+// listener: every queued message is either printed or still queued.
+func TestListenCountLeavesTheRestQueued(t *testing.T) {
+	h := newTestHub(t)
+	env := h.env(t, "dev1")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for i := range 3 {
+		if _, err := h.SendC2D(ctx, "dev1", emulator.C2DMessage{Body: []byte{'a' + byte(i)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := invocation{env: env}.hubwire(t, "listen", "--count", "2", "--json")
+	if r.code != 0 {
+		t.Fatalf("code %d, stderr %q", r.code, r.stderr)
+	}
+	printed := strings.Count(r.stdout, `"type":"c2d"`)
+	if lines := strings.Count(r.stdout, "\n"); lines != 2 {
+		t.Errorf("%d events printed, want 2:\n%s", lines, r.stdout)
+	}
+	// The hub handles the PUBACKs before the DISCONNECT that follows them.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		d, err := h.GetDevice("dev1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d.ConnectionState != emulator.Connected {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("dev1 still connected 10 s after listen returned")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if pending := len(h.PendingC2D("dev1")); printed+pending != 3 {
+		t.Errorf("%d messages printed and %d still queued, of 3", printed, pending)
+	}
+}
