@@ -144,6 +144,38 @@ func TestNodeServiceSDK(t *testing.T) {
 	if ev.Str("name") != "UnauthorizedError" || !strings.Contains(ev.Str("message"), "Unauthorized") {
 		t.Errorf("wrong policy key: %s", ev.Raw)
 	}
+	ev = p.Expect("device_updated", step)
+	if ev.Str("statusReason") != "updated by node" {
+		t.Errorf("device_updated: %s", ev.Raw)
+	}
+	ev = p.Expect("statistics", step)
+	if ev.Num("totalDeviceCount") != 1 || ev.Num("enabledDeviceCount") != 1 || ev.Num("disabledDeviceCount") != 0 {
+		t.Errorf("statistics: %s", ev.Raw)
+	}
+	ev = p.Expect("module_added", step)
+	if ev.Str("moduleId") != "node-mod" || ev.Str("deviceId") != "method-dev" || ev.Str("primaryKey") == "" {
+		t.Errorf("module_added: %s", ev.Raw)
+	}
+	ev = p.Expect("modules", step)
+	if ev.Str("got") != "node-mod" || fmt.Sprint(ev.Fields["ids"]) != "[node-mod]" {
+		t.Errorf("modules: %s", ev.Raw)
+	}
+	ev = p.Expect("module_twin", step)
+	if tags, _ := ev.Fields["tags"].(map[string]any); ev.Str("moduleId") != "node-mod" || tags["kind"] != "module" {
+		t.Errorf("module_twin: %s", ev.Raw)
+	}
+	ev = p.Expect("module_updated", step)
+	if ev.Str("managedBy") != "node" {
+		t.Errorf("module_updated: %s", ev.Raw)
+	}
+	ev = p.Expect("module_duplicate", step)
+	if ev.Num("status") != 409 {
+		t.Errorf("module_duplicate: %s", ev.Raw)
+	}
+	ev = p.Expect("module_removed", step)
+	if ev.Num("statusCode") != 204 {
+		t.Errorf("module_removed: %s", ev.Raw)
+	}
 	ev = p.Expect("bulk_added", step)
 	if ev.Fields["isSuccessful"] != true {
 		t.Errorf("addDevices: %s", ev.Raw)

@@ -98,6 +98,31 @@ async function main() {
   const wrong = Registry.fromConnectionString(process.env.WRONG_CS);
   emit('refused', await expectError(() => wrong.get(process.env.METHOD_DEVICE)));
 
+  // Registry.update (If-Match "*"), statistics.
+  const holder = (await registry.get(process.env.METHOD_DEVICE)).responseBody;
+  holder.status = 'enabled';
+  holder.statusReason = 'updated by node';
+  const upd = (await registry.update(holder)).responseBody;
+  emit('device_updated', { statusReason: upd.statusReason, etag: upd.etag });
+  const stats = (await registry.getRegistryStatistics()).responseBody;
+  emit('statistics', stats);
+
+  // Modules: addModule, getModule, getModulesOnDevice, module twins, updateModule, removeModule.
+  const mod = (await registry.addModule({ deviceId: process.env.METHOD_DEVICE, moduleId: 'node-mod' })).responseBody;
+  emit('module_added', { moduleId: mod.moduleId, deviceId: mod.deviceId, primaryKey: mod.authentication.symmetricKey.primaryKey });
+  const gotMod = (await registry.getModule(process.env.METHOD_DEVICE, 'node-mod')).responseBody;
+  const mods = (await registry.getModulesOnDevice(process.env.METHOD_DEVICE)).responseBody;
+  emit('modules', { got: gotMod.moduleId, ids: mods.map((m) => m.moduleId) });
+  const mtwin = (await registry.getModuleTwin(process.env.METHOD_DEVICE, 'node-mod')).responseBody;
+  const mtwin2 = (await mtwin.update({ tags: { kind: 'module' } })).result;
+  emit('module_twin', { moduleId: mtwin.moduleId, tags: mtwin2.tags });
+  gotMod.managedBy = 'node';
+  const updMod = (await registry.updateModule(gotMod, true)).responseBody;
+  emit('module_updated', { managedBy: updMod.managedBy });
+  emit('module_duplicate', await expectError(() => registry.addModule({ deviceId: process.env.METHOD_DEVICE, moduleId: 'node-mod' })));
+  const rm = await registry.removeModule(process.env.METHOD_DEVICE, 'node-mod');
+  emit('module_removed', { statusCode: rm.httpResponse.statusCode });
+
   // Bulk: addDevices, then removeDevices.
   const added = (await registry.addDevices([{ deviceId: 'bulk-1' }, { deviceId: 'bulk-2' }])).responseBody;
   emit('bulk_added', { isSuccessful: added.isSuccessful, errors: added.errors });
