@@ -64,6 +64,10 @@ func c2dSendCommand() *command {
 			if ttl.d < 0 || ttl.d > 48*time.Hour {
 				return usagef("--ttl %s: want up to 48h", ttl)
 			}
+			c, err := svc.client(a) // first: it may read a line of stdin
+			if err != nil {
+				return err
+			}
 			body, err := a.payloadArg(args[1])
 			if err != nil {
 				return err
@@ -85,10 +89,6 @@ func c2dSendCommand() *command {
 				for _, kv := range props {
 					m.Properties[kv[0]] = kv[1]
 				}
-			}
-			c, err := svc.client(a)
-			if err != nil {
-				return err
 			}
 			ctx, cancel := context.WithTimeout(ctx, timeout.d)
 			defer cancel()

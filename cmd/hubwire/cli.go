@@ -21,6 +21,18 @@ type app struct {
 	// isTTY reports whether stdout is a terminal (live progress lines);
 	// nil means it is not.
 	isTTY func() bool
+
+	stdinBuf *bufio.Reader // over stdin, shared by every read of it
+}
+
+// stdinReader returns the one buffered reader of the standard input, so
+// that a secret read as a line and a payload read after it ("send
+// --connection-string - -") take their own parts of it.
+func (a *app) stdinReader() *bufio.Reader {
+	if a.stdinBuf == nil {
+		a.stdinBuf = bufio.NewReader(a.stdin)
+	}
+	return a.stdinBuf
 }
 
 // command is a node of the command tree: a group with subcommands, or a
@@ -276,7 +288,7 @@ func (a *app) readSecret(v string) (string, error) {
 	if a.stdin == nil {
 		return "", usagef("no standard input to read the secret from")
 	}
-	line, err := bufio.NewReader(a.stdin).ReadString('\n')
+	line, err := a.stdinReader().ReadString('\n')
 	if err != nil && !errors.Is(err, io.EOF) {
 		return "", fmt.Errorf("reading the standard input: %w", err)
 	}

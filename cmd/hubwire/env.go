@@ -201,7 +201,7 @@ func (a *app) payloadArg(s string) ([]byte, error) {
 		if a.stdin == nil {
 			return nil, usagef("no standard input")
 		}
-		b, err := io.ReadAll(io.LimitReader(a.stdin, maxPayloadArg+1))
+		b, err := io.ReadAll(io.LimitReader(a.stdinReader(), maxPayloadArg+1))
 		if err != nil {
 			return nil, fmt.Errorf("reading the standard input: %w", err)
 		}

@@ -55,6 +55,10 @@ func methodInvokeCommand() *command {
 			if connectTimeout.d < 0 || connectTimeout.d > service.MaxMethodTimeout {
 				return usagef("--connect-timeout %s: want 0 to 300s", connectTimeout)
 			}
+			c, err := svc.client(a) // first: it may read a line of stdin
+			if err != nil {
+				return err
+			}
 			payload := json.RawMessage("null")
 			if len(args) == 3 {
 				b, err := a.payloadArg(args[2])
@@ -65,10 +69,6 @@ func methodInvokeCommand() *command {
 					return usagef("PAYLOAD is not JSON (quote a string: '\"text\"')")
 				}
 				payload = b
-			}
-			c, err := svc.client(a)
-			if err != nil {
-				return err
 			}
 			call := service.MethodCall{Name: args[1], Payload: payload, ResponseTimeout: timeout.d, ConnectTimeout: connectTimeout.d}
 			ctx, cancel := context.WithTimeout(ctx, timeout.d+connectTimeout.d+15*time.Second)

@@ -109,16 +109,17 @@ func sendCommand() *command {
 			if count == 0 && rate == 0 && duration.d == 0 {
 				count = 1
 			}
-			payload := []byte(`{"seq":` + seqPlaceholder + `}`)
-			if len(args) == 1 {
-				var err error
-				if payload, err = a.payloadArg(args[0]); err != nil {
-					return err
-				}
-			}
+			// The connection string first: with both from the standard
+			// input it is the first line, the payload the rest.
 			cfg, err := dev.config(a)
 			if err != nil {
 				return err
+			}
+			payload := []byte(`{"seq":` + seqPlaceholder + `}`)
+			if len(args) == 1 {
+				if payload, err = a.payloadArg(args[0]); err != nil {
+					return err
+				}
 			}
 			if contentType == "" && json.Valid(bytes.ReplaceAll(payload, []byte(seqPlaceholder), []byte("1"))) {
 				contentType = "application/json"

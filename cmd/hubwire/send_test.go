@@ -89,6 +89,24 @@ func TestSendDefaultPayloadFromStdinAndModule(t *testing.T) {
 	}
 }
 
+// The connection string and the payload both from the standard input:
+// the first line, then the rest.
+func TestSendSecretAndPayloadFromStdin(t *testing.T) {
+	h := newTestHub(t)
+	env := h.env(t, "dev5")
+	cs := env[envDeviceConnStr]
+	delete(env, envDeviceConnStr)
+	_, next := h.TelemetryRange()
+	r := invocation{env: env, stdin: cs + "\n{\"a\":\n1}"}.hubwire(t, "send", "--connection-string", "-", "-")
+	if r.code != 0 {
+		t.Fatalf("code %d, stderr %q", r.code, r.stderr)
+	}
+	msgs, _ := h.ReadTelemetry(emulator.FromSequence(next), 10)
+	if len(msgs) != 1 || string(msgs[0].Body) != "{\"a\":\n1}" || msgs[0].DeviceID != "dev5" {
+		t.Errorf("logged %+v", msgs)
+	}
+}
+
 func TestSendErrors(t *testing.T) {
 	h := newTestHub(t)
 	env := h.env(t, "dev4")

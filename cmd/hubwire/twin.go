@@ -104,6 +104,10 @@ func twinSetDesiredCommand() *command {
 			if err := exactArgs(args, "DEVICE-ID", "PATCH"); err != nil {
 				return err
 			}
+			c, err := svc.client(a) // first: it may read a line of stdin
+			if err != nil {
+				return err
+			}
 			desired, err := a.jsonObjectArg("PATCH", args[1])
 			if err != nil {
 				return err
@@ -113,10 +117,6 @@ func twinSetDesiredCommand() *command {
 				if patch.Tags, err = a.jsonObjectArg("--tags", tags); err != nil {
 					return err
 				}
-			}
-			c, err := svc.client(a)
-			if err != nil {
-				return err
 			}
 			ctx, cancel := context.WithTimeout(ctx, timeout.d)
 			defer cancel()
@@ -203,11 +203,11 @@ func twinReportCommand() *command {
 			if err := exactArgs(args, "PATCH"); err != nil {
 				return err
 			}
-			patch, err := a.jsonObjectArg("PATCH", args[0])
+			cfg, err := dev.config(a) // first: it may read a line of stdin
 			if err != nil {
 				return err
 			}
-			cfg, err := dev.config(a)
+			patch, err := a.jsonObjectArg("PATCH", args[0])
 			if err != nil {
 				return err
 			}
