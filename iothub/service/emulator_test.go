@@ -826,3 +826,44 @@ func TestContextCancelled(t *testing.T) {
 		t.Errorf("cancelled context: %v", err)
 	}
 }
+
+func TestBulkDevices(t *testing.T) {
+	h := emulatortest.New(t)
+	c := newClient(t, h, "iothubowner")
+	ctx := testCtx(t, 30*time.Second)
+	emulatortest.Device(t, h, "old")
+	res, err := c.BulkDevices(ctx, []service.BulkOp{
+		{Mode: service.ImportCreate, Device: service.Device{DeviceID: "b1"}},
+		{Mode: service.ImportCreate, Device: service.Device{DeviceID: "b2", Status: service.StatusDisabled}},
+		{Mode: service.ImportCreate, Device: service.Device{DeviceID: "old"}},
+	})
+	if err != nil || res.IsSuccessful || len(res.Errors) != 1 || res.Errors[0].DeviceID != "old" || res.Errors[0].ErrorCode != "DeviceAlreadyExists" {
+		t.Fatalf("create = %+v, %v", res, err)
+	}
+	b2, err := c.GetDevice(ctx, "b2")
+	if err != nil || b2.Status != service.StatusDisabled || b2.Authentication.SymmetricKey.PrimaryKey == "" {
+		t.Fatalf("b2 = %+v, %v", b2, err)
+	}
+	stale := *b2
+	stale.ETag = "bm9wZQ=="
+	res, err = c.BulkDevices(ctx, []service.BulkOp{
+		{Mode: service.ImportUpdateIfMatchETag, Device: service.Device{DeviceID: "b2", ETag: b2.ETag, Status: service.StatusEnabled}},
+		{Mode: service.ImportDeleteIfMatchETag, Device: stale},
+		{Mode: service.ImportCreateOrUpdate, Device: service.Device{DeviceID: "b1", StatusReason: "again"}},
+		{Mode: service.ImportDelete, Device: service.Device{DeviceID: "old"}},
+	})
+	if err != nil || res.IsSuccessful || len(res.Errors) != 1 || res.Errors[0].ErrorCode != "PreconditionFailed" {
+		t.Fatalf("update = %+v, %v", res, err)
+	}
+	if d, _ := c.GetDevice(ctx, "b1"); d == nil || d.StatusReason != "again" {
+		t.Errorf("b1 after createOrUpdate = %+v", d)
+	}
+	if _, err := c.GetDevice(ctx, "old"); !errors.Is(err, service.ErrDeviceNotFound) {
+		t.Errorf("old after delete: %v", err)
+	}
+	if _, err := c.BulkDevices(ctx, nil); !errors.Is(err, service.ErrBadRequest) {
+		t.Errorf("empty bulk: %v", err)
+	}
+	_, err = newClient(t, h, "registryRead").BulkDevices(ctx, []service.BulkOp{{Mode: service.ImportCreate, Device: service.Device{DeviceID: "z"}}})
+	wantErr(t, "bulk as registryRead", err, service.ErrUnauthorized)
+}
