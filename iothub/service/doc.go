@@ -1,8 +1,8 @@
 // Package service is a Go client of Azure IoT Hub's service REST API:
-// the identity registry (devices and modules, one by one or in bulk), twins, queries, direct
-// methods and cloud-to-device feedback, plus the emulator's own endpoints
-// for sending cloud-to-device messages and reading telemetry and
-// connection events.
+// the identity registry (devices and modules, one by one or in bulk),
+// twins, queries, direct methods and cloud-to-device feedback, plus the
+// emulator's own endpoints for sending cloud-to-device messages and
+// reading telemetry and connection events.
 //
 // # Connecting
 //
