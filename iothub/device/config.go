@@ -125,7 +125,8 @@ type Config struct {
 	ReconnectMin, ReconnectMax time.Duration
 
 	// TokenTTL is the life of the tokens minted from SharedAccessKey.
-	// Zero means DefaultTokenTTL.
+	// Zero means DefaultTokenTTL; values under 2 s are raised to 2 s (a
+	// token's expiry is in whole seconds).
 	TokenTTL time.Duration
 	// RenewFraction is the share of a token's life after which the client
 	// renews it with a planned reconnect (jittered a little earlier, so a
@@ -322,6 +323,7 @@ func (cfg *Config) normalize() {
 	if cfg.TokenTTL <= 0 {
 		cfg.TokenTTL = DefaultTokenTTL
 	}
+	cfg.TokenTTL = max(cfg.TokenTTL, 2*time.Second)
 	if !(cfg.RenewFraction > 0 && cfg.RenewFraction <= 1) {
 		cfg.RenewFraction = DefaultRenewFraction
 	}
