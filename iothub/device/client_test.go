@@ -354,3 +354,29 @@ func TestModuleEndToEnd(t *testing.T) {
 		t.Fatalf("module method: %+v %v", res, err)
 	}
 }
+
+// TestModuleInput: a module with OnC2D receives messages routed to its
+// inputs (IoT Edge), with the input name.
+func TestModuleInput(t *testing.T) {
+	h := newTestHub(t)
+	cs := h.addDevice("dev1/mod1")
+	got := make(chan string, 1)
+	cfg := h.config(cs, TransportMQTT)
+	cfg.OnC2D = func(ctx context.Context, m *C2DMessage) {
+		got <- m.InputName + ":" + string(m.Payload) + ":" + m.Properties.MessageID
+	}
+	c := mustClient(t, cfg)
+	ctx := testCtx(t, 10*time.Second)
+	if err := c.Connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	h.sendInput("dev1/mod1", "input1", "routed")
+	select {
+	case g := <-got:
+		if g != "input1:routed:in-1" {
+			t.Fatalf("got %q", g)
+		}
+	case <-ctx.Done():
+		t.Fatal("no input message")
+	}
+}

@@ -563,3 +563,21 @@ func splitIdent(ident string) (dev, mod string) {
 }
 
 func b64(k []byte) string { return base64.StdEncoding.EncodeToString(k) }
+
+// sendInput routes a message to input of module ident ("dev/mod"), as IoT
+// Edge does, delivered like C2D (QoS 1, kept until PUBACK).
+func (h *testHub) sendInput(ident, input, body string) {
+	dev, mod := splitIdent(ident)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	id := h.ids[ident]
+	if id.session == nil {
+		id.session = &hubSession{subs: map[string]bool{}}
+	}
+	s := id.session
+	s.nextC2D++
+	s.c2d = append(s.c2d, hubC2D{id: s.nextC2D, topic: iothub.AppendModuleInputTopic(nil, dev, mod, input, &iothub.Properties{MessageID: "in-1"}), body: []byte(body)})
+	if id.live != nil && s.subs[string(iothub.AppendModuleFilter(nil, dev, mod))] {
+		id.live.flushC2DLocked(id)
+	}
+}
