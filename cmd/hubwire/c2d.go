@@ -49,8 +49,8 @@ func c2dSendCommand() *command {
 			fs.StringVar(&contentType, "content-type", "", "content `type`")
 			fs.StringVar(&contentEncoding, "content-encoding", "", "content `encoding`")
 			fs.StringVar(&ack, "ack", "", "feedback to ask for: none, positive, negative or `full`")
-			fs.Var(ttl, "ttl", "time to live in the queue, at most 48h (a `duration`; default the hub's, 1h)")
-			fs.Var(timeout, "timeout", "bound on the call (a `duration`)")
+			fs.Var(ttl, "ttl", "time to live in the queue, at most 48h (default the hub's, 1h)")
+			fs.Var(timeout, "timeout", "bound on the call")
 		},
 		run: func(ctx context.Context, a *app, args []string) error {
 			if err := exactArgs(args, "DEVICE-ID", "BODY"); err != nil {

@@ -218,6 +218,9 @@ func (a *app) printHelp(cmd *command, fs *flag.FlagSet) {
 	var rows []row
 	fs.VisitAll(func(f *flag.Flag) {
 		kind, usage := flag.UnquoteUsage(f)
+		if _, ok := f.Value.(*durationValue); ok && kind == "value" {
+			kind = "duration"
+		}
 		name := "--" + f.Name
 		if kind != "" {
 			name += " " + kind

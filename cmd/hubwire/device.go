@@ -85,7 +85,7 @@ func deviceAddCommand() *command {
 			fs.BoolVar(&certAuthority, "x509-ca", false, "authenticate with an X.509 certificate signed by a registered CA")
 			fs.BoolVar(&asJSON, "json", false, "print the registry entry as JSON instead of the connection string")
 			fs.BoolVar(&showKeys, "show-keys", false, "with --json: show the SAS keys")
-			fs.Var(timeout, "timeout", "bound on the call (a `duration`)")
+			fs.Var(timeout, "timeout", "bound on the call")
 		},
 		run: func(ctx context.Context, a *app, args []string) error {
 			if err := exactArgs(args, "DEVICE-ID"); err != nil {
@@ -177,7 +177,7 @@ func deviceListCommand() *command {
 			svc.register(fs)
 			fs.IntVar(&top, "top", 0, "list at most this `number` of devices (0: the hub's maximum, 1000)")
 			fs.BoolVar(&asJSON, "json", false, "print the registry entries as JSON")
-			fs.Var(timeout, "timeout", "bound on the call (a `duration`)")
+			fs.Var(timeout, "timeout", "bound on the call")
 		},
 		run: func(ctx context.Context, a *app, args []string) error {
 			if err := exactArgs(args); err != nil {
@@ -269,7 +269,7 @@ func deviceShowCommand() *command {
 			fs.StringVar(&moduleID, "module", "", "show module `id` of the device")
 			fs.BoolVar(&showKeys, "show-keys", false, "show the SAS keys")
 			fs.BoolVar(&connStr, "print-connection-string", false, "print only the identity's connection string")
-			fs.Var(timeout, "timeout", "bound on the calls (a `duration`)")
+			fs.Var(timeout, "timeout", "bound on the calls")
 		},
 		run: func(ctx context.Context, a *app, args []string) error {
 			if err := exactArgs(args, "DEVICE-ID"); err != nil {
@@ -354,7 +354,7 @@ func deviceDeleteCommand() *command {
 			svc.register(fs)
 			fs.StringVar(&moduleID, "module", "", "delete module `id` of the device instead")
 			fs.StringVar(&etag, "etag", "", "delete only if the identity's etag is this `etag`")
-			fs.Var(timeout, "timeout", "bound on the call (a `duration`)")
+			fs.Var(timeout, "timeout", "bound on the call")
 		},
 		run: func(ctx context.Context, a *app, args []string) error {
 			if err := exactArgs(args, "DEVICE-ID"); err != nil {

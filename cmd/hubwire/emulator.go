@@ -86,6 +86,8 @@ func emulatorCommand() *command {
 		certNames           stringList
 		devices             stringList
 		ownerKey            string
+		certFile, keyFile   string
+		caFile              string
 		logs                logFlags
 	)
 	return &command{
@@ -110,6 +112,9 @@ func emulatorCommand() *command {
 			fs.BoolVar(&inMemory, "in-memory", false, "keep all state in memory: nothing survives a restart")
 			fs.StringVar(&hostName, "host-name", emulator.DefaultHostName, "the hub's host `name` in connection strings, token scopes and its certificate")
 			fs.Var(&certNames, "cert-name", "extra DNS `name` or IP address for the server certificate (repeatable)")
+			fs.StringVar(&certFile, "cert-file", "", "PEM `file` of the server certificate chain to use instead of a generated one (with --key-file)")
+			fs.StringVar(&keyFile, "key-file", "", "PEM `file` of the server certificate's key")
+			fs.StringVar(&caFile, "ca-file", "", "with --cert-file: PEM `file` of the CA clients should trust (default the chain's last certificate)")
 			fs.Var(&devices, "device", "register device `id` if missing and print its connection string (repeatable)")
 			fs.StringVar(&ownerKey, "owner-key", "", "base64 `key` of the iothubowner policy when first created, for a fixed service connection string (\"-\": read from stdin)")
 			logs.register(fs, "info")
@@ -120,6 +125,12 @@ func emulatorCommand() *command {
 			}
 			if inMemory && dataDir != "" {
 				return usagef("--in-memory and --data-dir exclude each other")
+			}
+			if (certFile == "") != (keyFile == "") {
+				return usagef("--cert-file and --key-file go together")
+			}
+			if caFile != "" && certFile == "" {
+				return usagef("--ca-file needs --cert-file and --key-file")
 			}
 			log, err := logs.logger(a.stderr)
 			if err != nil {
@@ -141,6 +152,9 @@ func emulatorCommand() *command {
 				DataDir:   dataDir,
 				CertNames: certNames,
 				OwnerKey:  key,
+				CertFile:  certFile,
+				KeyFile:   keyFile,
+				CAFile:    caFile,
 				Logger:    log,
 			}
 			hub, err := emulator.Start(ctx, cfg)

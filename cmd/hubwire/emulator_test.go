@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hubwire/hubwire/internal/testcert"
 	"github.com/hubwire/hubwire/iothub/device"
 )
 
@@ -227,8 +228,37 @@ func TestEmulatorPortTaken(t *testing.T) {
 	}
 }
 
+func TestEmulatorGivenCertificate(t *testing.T) {
+	ca := testcert.New(t, testcert.Options{CommonName: "my company CA"})
+	dir := t.TempDir()
+	files, err := ca.WriteFiles(dir, "server", ca.MustServer(t, "localhost", "127.0.0.1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := start(t, invocation{}, emulatorFlags("--in-memory", "--device", "dev1", "--cert-file", files.CertFile, "--key-file", files.KeyFile, "--ca-file", files.CAFile)...)
+	out := b.waitFor(t, "Ready.")
+	if got := field(t, out, `CA certificate +(\S+)`); got != files.CAFile {
+		t.Errorf("banner names CA %s, want the given %s", got, files.CAFile)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	c, err := device.New(device.Config{ConnectionString: field(t, out, "Device dev1 connection string:\n  (\\S+)"), Address: field(t, out, `MQTT over TLS +(\S+)`), RootCAs: ca.Pool()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Connect(ctx); err != nil {
+		t.Fatalf("connect trusting only the given CA: %v", err)
+	}
+	c.Close(ctx)
+	if _, err := os.Stat(files.CAFile); err != nil {
+		t.Errorf("the given CA file is gone after the run: %v", err)
+	}
+}
+
 func TestEmulatorBadUsage(t *testing.T) {
 	wantOneLineError(t, hubwire(t, "emulator", "--in-memory", "--data-dir", "x"), 2, "--in-memory and --data-dir exclude each other")
 	wantOneLineError(t, hubwire(t, "emulator", "--in-memory", "--log-level", "loud"), 2, `--log-level "loud"`)
 	wantOneLineError(t, hubwire(t, "emulator", "--in-memory", "--device", ""), 2, "invalid value")
+	wantOneLineError(t, hubwire(t, "emulator", "--in-memory", "--cert-file", "x.pem"), 2, "--cert-file and --key-file go together")
+	wantOneLineError(t, hubwire(t, "emulator", "--in-memory", "--ca-file", "x.pem"), 2, "--ca-file needs --cert-file")
 }

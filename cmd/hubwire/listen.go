@@ -130,7 +130,7 @@ func listenCommand() *command {
 			fs.StringVar(&methodPayload, "method-payload", "", "JSON `payload` answered to every direct method (default none)")
 			fs.IntVar(&count, "count", 0, "stop after this `number` of events (0: no limit)")
 			fs.Var(duration, "duration", "stop after this `duration`")
-			fs.Var(timeout, "timeout", "bound on connecting (a `duration`)")
+			fs.Var(timeout, "timeout", "bound on connecting")
 			fs.BoolVar(&asJSON, "json", false, "one JSON object a line")
 		},
 		run: func(ctx context.Context, a *app, args []string) error {

@@ -38,8 +38,8 @@ func methodInvokeCommand() *command {
 		flags: func(fs *flag.FlagSet) {
 			svc.register(fs)
 			fs.StringVar(&moduleID, "module", "", "call the method on module `id` of the device")
-			fs.Var(timeout, "timeout", "how long the hub waits for the device's answer, 5s to 300s (a `duration`)")
-			fs.Var(connectTimeout, "connect-timeout", "how long the hub waits for an offline device to connect, up to 300s (a `duration`)")
+			fs.Var(timeout, "timeout", "how long the hub waits for the device's answer, 5s to 300s")
+			fs.Var(connectTimeout, "connect-timeout", "how long the hub waits for an offline device to connect, up to 300s")
 		},
 		run: func(ctx context.Context, a *app, args []string) error {
 			if len(args) == 3 {

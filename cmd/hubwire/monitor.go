@@ -59,7 +59,7 @@ func monitorCommand() *command {
 			svc.register(fs)
 			fs.StringVar(&deviceID, "device", "", "only messages from device `id`")
 			fs.StringVar(&moduleID, "module", "", "with --device: only messages from module `id`")
-			fs.StringVar(&from, "from", "latest", "where to start: latest, earliest or a sequence `number`")
+			fs.StringVar(&from, "from", "latest", "`position` to start at: latest, earliest or a sequence number")
 			fs.IntVar(&count, "count", 0, "stop after this `number` of messages (0: no limit)")
 			fs.Var(duration, "duration", "stop after this `duration`")
 			fs.BoolVar(&system, "system", false, "also print the system properties")

@@ -46,7 +46,7 @@ func sasTokenCommand() *command {
 			"echo \"$IOTHUB_CONNECTION_STRING\" | hubwire sas token --connection-string - --device dev1 --ttl 1h",
 		flags: func(fs *flag.FlagSet) {
 			fs.StringVar(&connStr, "connection-string", "", "device, module or policy connection `string` (\"-\": read from stdin)")
-			fs.Var(ttl, "ttl", "how long the token is valid: 30m, 24h, 7d (a `duration`)")
+			fs.Var(ttl, "ttl", "how long the token is valid: 30m, 24h, 7d")
 			fs.StringVar(&deviceID, "device", "", "with a policy connection string: scope the token to this device `id`")
 			fs.StringVar(&moduleID, "module", "", "with --device: scope the token to this module `id`")
 			fs.BoolVar(&asJSON, "json", false, "print a JSON object with the token, its resource, key name and expiry")

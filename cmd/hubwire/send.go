@@ -87,9 +87,9 @@ func sendCommand() *command {
 			fs.StringVar(&messageID, "message-id", "", "message `id` ("+seqPlaceholder+" is the message number)")
 			fs.StringVar(&contentType, "content-type", "", "content `type` (default application/json for a JSON payload)")
 			fs.IntVar(&count, "count", 0, "`number` of messages (default 1, or no limit with --rate or --duration)")
-			fs.Float64Var(&rate, "rate", 0, "messages per `second` (0: each as soon as the previous one is acknowledged)")
+			fs.Float64Var(&rate, "rate", 0, "messages per second, a `rate` (0: each as soon as the previous one is acknowledged)")
 			fs.Var(duration, "duration", "stop sending after this `duration`")
-			fs.Var(timeout, "timeout", "bound on connecting and on each acknowledgement (a `duration`)")
+			fs.Var(timeout, "timeout", "bound on connecting and on each acknowledgement")
 			fs.IntVar(&qos, "qos", 1, "MQTT `QoS`: 1 (acknowledged) or 0 (fire and forget)")
 		},
 		run: func(ctx context.Context, a *app, args []string) error {

@@ -108,15 +108,15 @@ func simulateCommand() *command {
 			"live line shows connected devices, msgs/s and errors.\n\n" +
 			"By default the fleet runs against an IoT Hub emulator in this process (in memory, loopback ports). " +
 			"With --connection-string, or --external to use $" + envServiceConnStr + ", it runs against that hub " +
-			"(a real one or a 'hubwire emulator'): the devices --prefix1 … are registered through the service API " +
+			"(a real one or a 'hubwire emulator'): the devices {prefix}1, {prefix}2, … are registered through the service API " +
 			"when missing and deleted at the end unless --keep.",
 		example: "hubwire simulate --devices 100 --rate 1 --duration 30s\n" +
 			"hubwire simulate --devices 1000 --rate 5 --duration 1m --transport mqtt-ws --json\n" +
 			"hubwire simulate --external --devices 10 --rate 1 --duration 20s",
 		flags: func(fs *flag.FlagSet) {
 			fs.IntVar(&devices, "devices", 10, "`number` of devices")
-			fs.Float64Var(&rate, "rate", 1, "telemetry messages per second per device (a `rate`)")
-			fs.Var(duration, "duration", "how long the devices send (a `duration`)")
+			fs.Float64Var(&rate, "rate", 1, "telemetry messages per second per device, a `rate`")
+			fs.Var(duration, "duration", "how long the devices send")
 			fs.StringVar(&dev.transport, "transport", device.TransportMQTT, "`transport`: mqtt (TLS) or mqtt-ws (WebSocket)")
 			fs.StringVar(&svc.connStr, "connection-string", "", "service connection `string` of an external hub (\"-\": read from stdin)")
 			fs.BoolVar(&external, "external", false, "run against the hub of $"+envServiceConnStr+" instead of an in-process emulator")

@@ -51,7 +51,7 @@ func twinShowCommand() *command {
 		flags: func(fs *flag.FlagSet) {
 			svc.register(fs)
 			fs.StringVar(&moduleID, "module", "", "module `id`")
-			fs.Var(timeout, "timeout", "bound on the call (a `duration`)")
+			fs.Var(timeout, "timeout", "bound on the call")
 		},
 		run: func(ctx context.Context, a *app, args []string) error {
 			if err := exactArgs(args, "DEVICE-ID"); err != nil {
@@ -98,7 +98,7 @@ func twinSetDesiredCommand() *command {
 			fs.StringVar(&moduleID, "module", "", "module `id`")
 			fs.StringVar(&etag, "etag", "", "apply only if the twin's etag is this `etag`")
 			fs.StringVar(&tags, "tags", "", "also merge this JSON `object` into the twin's tags")
-			fs.Var(timeout, "timeout", "bound on the call (a `duration`)")
+			fs.Var(timeout, "timeout", "bound on the call")
 		},
 		run: func(ctx context.Context, a *app, args []string) error {
 			if err := exactArgs(args, "DEVICE-ID", "PATCH"); err != nil {
@@ -148,7 +148,7 @@ func twinGetCommand() *command {
 		example: "hubwire twin get --connection-string \"$IOTHUB_DEVICE_CONNECTION_STRING\"",
 		flags: func(fs *flag.FlagSet) {
 			dev.register(fs)
-			fs.Var(timeout, "timeout", "bound on connecting and on the request (a `duration`)")
+			fs.Var(timeout, "timeout", "bound on connecting and on the request")
 		},
 		run: func(ctx context.Context, a *app, args []string) error {
 			if err := exactArgs(args); err != nil {
@@ -197,7 +197,7 @@ func twinReportCommand() *command {
 		example: "hubwire twin report '{\"firmware\":\"1.4.2\",\"battery\":0.93}'",
 		flags: func(fs *flag.FlagSet) {
 			dev.register(fs)
-			fs.Var(timeout, "timeout", "bound on connecting and on the request (a `duration`)")
+			fs.Var(timeout, "timeout", "bound on connecting and on the request")
 		},
 		run: func(ctx context.Context, a *app, args []string) error {
 			if err := exactArgs(args, "PATCH"); err != nil {
