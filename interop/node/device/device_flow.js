@@ -7,6 +7,8 @@
 //                    the test sets NODE_EXTRA_CA_CERTS)
 //   TOKEN_VALID_S, TOKEN_MARGIN_S   optional: SAS token lifetime and renewal margin
 //                    (setOptions({tokenRenewal})), for the renewal test
+//   DEVICE_CERT, DEVICE_CERT_KEY   optional: PEM files of an X.509 client certificate
+//                    and key (the connection string then has x509=true)
 //   NO_RETRY=1       optional: no reconnection after a disconnect (kick test)
 //   OPEN_ONLY=1      optional: only open (and report how it fails); no twin, no methods
 // Prints one JSON object per line for each step; takes commands as JSON
@@ -35,12 +37,21 @@ async function main() {
 
   const valid = Number(process.env.TOKEN_VALID_S || 0);
   const margin = Number(process.env.TOKEN_MARGIN_S || 0);
-  const auth = SharedAccessKeyAuthenticationProvider.fromConnectionString(process.env.DEVICE_CS);
-  auth.on('newTokenAvailable', (creds) => emit('token', { se: seOf(creds.sharedAccessSignature) }));
   const isModule = /(^|;)ModuleId=/i.test(process.env.DEVICE_CS);
-  const client = (isModule ? ModuleClient : Client).fromAuthenticationProvider(auth, Transport);
-
+  const Ctor = isModule ? ModuleClient : Client;
   const options = {};
+  let client;
+  if (process.env.DEVICE_CERT) {
+    // X.509: the connection string says x509=true; cert and key go in options.
+    client = Ctor.fromConnectionString(process.env.DEVICE_CS, Transport);
+    options.cert = fs.readFileSync(process.env.DEVICE_CERT, 'utf8');
+    options.key = fs.readFileSync(process.env.DEVICE_CERT_KEY, 'utf8');
+  } else {
+    const auth = SharedAccessKeyAuthenticationProvider.fromConnectionString(process.env.DEVICE_CS);
+    auth.on('newTokenAvailable', (creds) => emit('token', { se: seOf(creds.sharedAccessSignature) }));
+    client = Ctor.fromAuthenticationProvider(auth, Transport);
+  }
+
   if (process.env.HUB_CA) options.ca = fs.readFileSync(process.env.HUB_CA, 'utf8');
   if (valid > 0) options.tokenRenewal = { tokenValidTimeInSeconds: valid, tokenRenewalMarginInSeconds: margin };
   if (Object.keys(options).length > 0) await client.setOptions(options);
