@@ -38,7 +38,7 @@ var (
 	flagSub1    = flag.Int("sub1", 50_000, "QoS 1 messages to receive")
 	flagIdle    = flag.Int("idle", 50, "idle connections per client for the memory figure")
 	flagModes   = flag.String("modes", "pub0,pub1,sub0,sub1,idle", "measurements to run")
-	flagProfile = flag.String("cpuprofile", "", "worker: write a CPU profile of the measured section to this file")
+	flagProfile = flag.String("cpuprofile", "", "write a CPU profile of each measured section (worker: to this file; orchestrator: to this prefix + client + mode)")
 	flagRounds  = flag.Int("rounds", 3, "publish measurements per client and broker (the median is reported)")
 	flagClients = flag.String("clients", strings.Join(clientNames, ","), "clients to compare")
 	flagBrokers = flag.String("brokers", "mosquitto,mochi", "brokers to use")
@@ -247,6 +247,10 @@ func modeN(mode string) int {
 func workerCmd(ctx context.Context, b *broker, client, mode string, n int, topic string) *exec.Cmd {
 	cmd := exec.CommandContext(ctx, os.Args[0], "-worker", "-client", client, "-broker", b.addr, "-mode", mode,
 		"-n", fmt.Sprint(n), "-topic", topic)
+	if *flagProfile != "" && !strings.HasPrefix(mode, "feed") {
+		// Profile the measured workers: one file per client and mode.
+		cmd.Args = append(cmd.Args, "-cpuprofile", fmt.Sprintf("%s.%s.%s", *flagProfile, client, mode))
+	}
 	cmd.Stderr = os.Stderr
 	cmd.Env = append(os.Environ(), "GOMAXPROCS=2")
 	return cmd

@@ -160,6 +160,17 @@ func measureReceive(ctx context.Context, r *result, id string) error {
 		return err
 	}
 	runtime.GC()
+	if *flagProfile != "" {
+		f, err := os.Create(*flagProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
 	a := take()
 	w := bufio.NewWriter(os.Stdout)
 	fmt.Fprintln(w, "READY")
