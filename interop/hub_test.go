@@ -111,6 +111,16 @@ func (h *testHub) mqttPort(t *testing.T) int {
 	return n
 }
 
+func (h *testHub) httpsPort(t *testing.T) int {
+	t.Helper()
+	_, port, err := net.SplitHostPort(h.HTTPSAddr().String())
+	if err != nil {
+		t.Fatalf("HTTPS address %v: %v", h.HTTPSAddr(), err)
+	}
+	n, _ := strconv.Atoi(port)
+	return n
+}
+
 // caFile returns a PEM file of the hub's CA, alive as long as the hub.
 func (h *testHub) caFile(t *testing.T) string { return h.caPath }
 

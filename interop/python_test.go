@@ -16,17 +16,30 @@ import (
 func TestPythonSeedFlow(t *testing.T) {
 	pythonBinary(t) // skip or fail before starting anything
 	h := startHub(t, false)
-	const id = "py-seed"
+	for _, transport := range []string{"tcp", "websockets"} {
+		t.Run(transport, func(t *testing.T) { pythonSeedFlow(t, h, transport) })
+	}
+}
+
+// pythonSeedFlow runs seed_flow.py over one of paho's transports: MQTT over
+// TLS, or MQTT over WSS at /$iothub/websocket on the HTTPS port.
+func pythonSeedFlow(t *testing.T, h *testHub, transport string) {
+	id := "py-seed-" + transport
 	key := h.addDevice(t, id)
 	from := h.telemetryNext(t)
-
-	p := StartPython(t, "seed_flow.py", ProcOptions{Timeout: 60 * time.Second, Env: map[string]string{
-		"HUB_HOST":   h.hostName(),
-		"HUB_PORT":   strconv.Itoa(h.mqttPort(t)),
-		"HUB_CA":     h.caFile(t),
-		"DEVICE_ID":  id,
-		"DEVICE_KEY": key,
-	}})
+	port := h.mqttPort(t)
+	if transport == "websockets" {
+		port = h.httpsPort(t)
+	}
+	env := map[string]string{
+		"HUB_HOST":      h.hostName(),
+		"HUB_PORT":      strconv.Itoa(port),
+		"HUB_TRANSPORT": transport,
+		"HUB_CA":        h.caFile(t),
+		"DEVICE_ID":     id,
+		"DEVICE_KEY":    key,
+	}
+	p := StartPython(t, "seed_flow.py", ProcOptions{Timeout: 60 * time.Second, Env: env})
 
 	if ev := p.Expect("connected", 15*time.Second); ev.Fields["session_present"] != false {
 		t.Errorf("first CONNECT (CleanSession=0, no state): session present = %v, want false", ev.Fields["session_present"])
@@ -90,7 +103,7 @@ func TestPythonSeedFlow(t *testing.T) {
 
 	p.Expect("ready", 10*time.Second)
 
-	h.sendC2D(t, id, c2dMessage{Body: "hello python", MessageID: "c2d-py-1", Properties: map[string]string{"color": "red x", "path": "a/b&c=d"}})
+	h.sendC2D(t, id, c2dMessage{Body: "hello python", MessageID: "c2d-py-1-" + transport, Properties: map[string]string{"color": "red x", "path": "a/b&c=d"}})
 	var c2d struct {
 		Props map[string]any
 		Body  string
@@ -99,7 +112,7 @@ func TestPythonSeedFlow(t *testing.T) {
 	if err := p.Expect("c2d", 10*time.Second).Decode(&c2d); err != nil {
 		t.Fatal(err)
 	}
-	if c2d.Body != "hello python" || c2d.Props["$.mid"] != "c2d-py-1" || c2d.Props["color"] != "red x" || c2d.Props["path"] != "a/b&c=d" {
+	if c2d.Body != "hello python" || c2d.Props["$.mid"] != "c2d-py-1-"+transport || c2d.Props["color"] != "red x" || c2d.Props["path"] != "a/b&c=d" {
 		t.Errorf("C2D seen by the device: %+v", c2d)
 	}
 	if c2d.Props["$.to"] != "/devices/"+id+"/messages/devicebound" {
@@ -148,11 +161,9 @@ func TestPythonSeedFlow(t *testing.T) {
 	// Offline: a C2D message waits in the queue. The device comes back
 	// with CleanSession=0 and does not SUBSCRIBE: the hub restores the
 	// session (session present) and delivers the message on it.
-	h.sendC2D(t, id, c2dMessage{Body: "while you were away", MessageID: "c2d-py-2"})
-	r := StartPython(t, "seed_flow.py", ProcOptions{Timeout: 30 * time.Second, Env: map[string]string{
-		"HUB_HOST": h.hostName(), "HUB_PORT": strconv.Itoa(h.mqttPort(t)), "HUB_CA": h.caFile(t),
-		"DEVICE_ID": id, "DEVICE_KEY": key, "MODE": "resume", "WILL_MID": "py-will",
-	}})
+	h.sendC2D(t, id, c2dMessage{Body: "while you were away", MessageID: "c2d-py-2-" + transport})
+	env["MODE"], env["WILL_MID"] = "resume", "py-will"
+	r := StartPython(t, "seed_flow.py", ProcOptions{Timeout: 30 * time.Second, Env: env})
 	if ev := r.Expect("connected", 15*time.Second); ev.Fields["session_present"] != true {
 		t.Errorf("reconnect with CleanSession=0 after a session: session present = %v, want true", ev.Fields["session_present"])
 	}
@@ -160,7 +171,7 @@ func TestPythonSeedFlow(t *testing.T) {
 	if err := r.Expect("c2d", 10*time.Second).Decode(&c2d); err != nil {
 		t.Fatal(err)
 	}
-	if c2d.Body != "while you were away" || c2d.Props["$.mid"] != "c2d-py-2" {
+	if c2d.Body != "while you were away" || c2d.Props["$.mid"] != "c2d-py-2-"+transport {
 		t.Errorf("C2D on the restored session: %+v", c2d)
 	}
 	h.waitC2DQueueEmpty(t, id, 10*time.Second)
@@ -173,7 +184,7 @@ func TestPythonSeedFlow(t *testing.T) {
 	if will.Properties["iothub-MessageType"] != "Will" || will.Properties["reason"] != "gone" || string(will.Body) != `{"will": true}` {
 		t.Errorf("Will telemetry: properties %v, body %q", will.Properties, will.Body)
 	}
-	h.checkFeedback(t, id, "c2d-py-1", "c2d-py-2")
+	h.checkFeedback(t, id, "c2d-py-1-"+transport, "c2d-py-2-"+transport)
 }
 
 func equalInts(a, b []int) bool {

@@ -2,7 +2,8 @@
 
 Run by interop/python_test.go against the emulator. Environment:
   HUB_HOST     the hub's host name (username, SAS resource, TLS name)
-  HUB_PORT     the MQTT/TLS port to connect to
+  HUB_PORT     the port to connect to (MQTT over TLS, or HTTPS for websockets)
+  HUB_TRANSPORT  "tcp" (default) or "websockets" (WSS at /$iothub/websocket)
   HUB_CA       PEM file of the CA to trust
   DEVICE_ID    the device identity
   DEVICE_KEY   the device's base64 symmetric key
@@ -129,7 +130,10 @@ def main():
     acked_cond = threading.Condition()
     state = {}
 
-    client = mqtt.Client(client_id=device_id, clean_session=False, protocol=mqtt.MQTTv311)
+    transport = os.environ.get("HUB_TRANSPORT", "tcp")
+    client = mqtt.Client(client_id=device_id, clean_session=False, protocol=mqtt.MQTTv311, transport=transport)
+    if transport == "websockets":
+        client.ws_set_options(path="/$iothub/websocket")  # paho offers subprotocol "mqtt"
     client.username_pw_set(host + "/" + device_id + "/?api-version=2021-04-12", sas_token(host, device_id, key))
     client.tls_set(ca_certs=os.environ["HUB_CA"], tls_version=ssl.PROTOCOL_TLS_CLIENT)
     if os.environ.get("WILL_MID"):
