@@ -221,6 +221,9 @@ func (a *app) printHelp(cmd *command, fs *flag.FlagSet) {
 		if _, ok := f.Value.(*durationValue); ok && kind == "value" {
 			kind = "duration"
 		}
+		if _, ok := f.Value.(*bytesValue); ok && kind == "value" {
+			kind = "size"
+		}
 		name := "--" + f.Name
 		if kind != "" {
 			name += " " + kind

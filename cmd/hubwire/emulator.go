@@ -10,8 +10,10 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/hubwire/hubwire/iothub/emulator"
 )
@@ -24,6 +26,48 @@ func defaultDataDir() (string, error) {
 		return "", fmt.Errorf("no default data directory (%w): give --data-dir or --in-memory", err)
 	}
 	return filepath.Join(dir, "hubwire", "emulator"), nil
+}
+
+// bytesValue is a flag.Value for a size in bytes: a number with an
+// optional unit (B, KB, MB, GB, TB, or KiB, MiB, GiB, TiB).
+type bytesValue struct{ n int64 }
+
+func bytesFlag(n int64) *bytesValue { return &bytesValue{n} }
+
+var byteUnits = []struct {
+	suffix string
+	mult   int64
+}{
+	{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"TiB", 1 << 40},
+	{"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"TB", 1e12}, {"B", 1},
+}
+
+func (v *bytesValue) String() string {
+	if v == nil {
+		return ""
+	}
+	for _, u := range byteUnits[:4] {
+		if v.n >= u.mult && v.n%u.mult == 0 && (u.mult == 1<<40 || v.n%(u.mult<<10) != 0) {
+			return fmt.Sprintf("%d%s", v.n/u.mult, u.suffix)
+		}
+	}
+	return fmt.Sprint(v.n)
+}
+
+func (v *bytesValue) Set(s string) error {
+	num, mult := s, int64(1)
+	for _, u := range byteUnits {
+		if n, ok := strings.CutSuffix(s, u.suffix); ok {
+			num, mult = n, u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(strings.TrimSpace(num), 10, 64)
+	if err != nil || n < 0 || n > (1<<62)/mult {
+		return fmt.Errorf("not a size (like 512MB or 2GiB): %q", s)
+	}
+	v.n = n * mult
+	return nil
 }
 
 // stringList is a repeatable string flag.
@@ -88,6 +132,9 @@ func emulatorCommand() *command {
 		ownerKey            string
 		certFile, keyFile   string
 		caFile              string
+		retention           = durationFlag(24 * time.Hour)
+		retentionBytes      = bytesFlag(1 << 30)
+		twinOps             int
 		logs                logFlags
 	)
 	return &command{
@@ -115,6 +162,9 @@ func emulatorCommand() *command {
 			fs.StringVar(&certFile, "cert-file", "", "PEM `file` of the server certificate chain to use instead of a generated one (with --key-file)")
 			fs.StringVar(&keyFile, "key-file", "", "PEM `file` of the server certificate's key")
 			fs.StringVar(&caFile, "ca-file", "", "with --cert-file: PEM `file` of the CA clients should trust (default the chain's last certificate)")
+			fs.Var(retention, "retention", "how long telemetry is kept")
+			fs.Var(retentionBytes, "retention-size", "how much telemetry is kept, oldest dropped first: a `size` such as 512MB or 2GiB")
+			fs.IntVar(&twinOps, "twin-ops-per-second", 0, "throttle device twin requests hub-wide to this `rate` per second, answering 429 beyond it, as IoT Hub does over its quota (0: none)")
 			fs.Var(&devices, "device", "register device `id` if missing and print its connection string (repeatable)")
 			fs.StringVar(&ownerKey, "owner-key", "", "base64 `key` of the iothubowner policy when first created, for a fixed service connection string (\"-\": read from stdin)")
 			logs.register(fs, "info")
@@ -125,6 +175,9 @@ func emulatorCommand() *command {
 			}
 			if inMemory && dataDir != "" {
 				return usagef("--in-memory and --data-dir exclude each other")
+			}
+			if retention.d <= 0 || retentionBytes.n <= 0 || twinOps < 0 {
+				return usagef("--retention and --retention-size must be positive, --twin-ops-per-second not negative")
 			}
 			if (certFile == "") != (keyFile == "") {
 				return usagef("--cert-file and --key-file go together")
@@ -156,6 +209,10 @@ func emulatorCommand() *command {
 				KeyFile:   keyFile,
 				CAFile:    caFile,
 				Logger:    log,
+
+				TelemetryRetention: retention.d,
+				TelemetryMaxBytes:  retentionBytes.n,
+				TwinOpsPerSecond:   twinOps,
 			}
 			hub, err := emulator.Start(ctx, cfg)
 			if err != nil {

@@ -255,10 +255,30 @@ func TestEmulatorGivenCertificate(t *testing.T) {
 	}
 }
 
+func TestBytesFlag(t *testing.T) {
+	for in, want := range map[string]int64{"0": 0, "512MB": 512e6, "2GiB": 2 << 30, "1024": 1024, "10KiB": 10240, "7B": 7} {
+		var v bytesValue
+		if err := v.Set(in); err != nil || v.n != want {
+			t.Errorf("Set(%q) = %d, %v; want %d", in, v.n, err, want)
+		}
+	}
+	for _, bad := range []string{"", "MB", "-1GB", "1.5GB", "1 PB", "99999999999TB"} {
+		var v bytesValue
+		if err := v.Set(bad); err == nil {
+			t.Errorf("Set(%q) = %d, want an error", bad, v.n)
+		}
+	}
+	if s := bytesFlag(1 << 30).String(); s != "1GiB" {
+		t.Errorf("String() = %q", s)
+	}
+}
+
 func TestEmulatorBadUsage(t *testing.T) {
 	wantOneLineError(t, hubwire(t, "emulator", "--in-memory", "--data-dir", "x"), 2, "--in-memory and --data-dir exclude each other")
 	wantOneLineError(t, hubwire(t, "emulator", "--in-memory", "--log-level", "loud"), 2, `--log-level "loud"`)
 	wantOneLineError(t, hubwire(t, "emulator", "--in-memory", "--device", ""), 2, "invalid value")
 	wantOneLineError(t, hubwire(t, "emulator", "--in-memory", "--cert-file", "x.pem"), 2, "--cert-file and --key-file go together")
 	wantOneLineError(t, hubwire(t, "emulator", "--in-memory", "--ca-file", "x.pem"), 2, "--ca-file needs --cert-file")
+	wantOneLineError(t, hubwire(t, "emulator", "--in-memory", "--retention-size", "lots"), 2, `invalid value "lots" for flag -retention-size`)
+	wantOneLineError(t, hubwire(t, "emulator", "--in-memory", "--retention", "0s"), 2, "--retention and --retention-size must be positive")
 }
