@@ -45,7 +45,8 @@ type C2DMessage struct {
 	ContentEncoding string // $.ce
 	// Ack selects feedback; empty means AckNone.
 	Ack AckMode
-	// TTL is the time to live: zero means DefaultC2DTTL, at most MaxC2DTTL.
+	// TTL is the time to live: zero means Config.C2DDefaultTTL (1 h), at
+	// most MaxC2DTTL.
 	TTL time.Duration
 	// ExpiryTime, when set, is the absolute expiry ($.exp) instead of TTL.
 	ExpiryTime time.Time
@@ -185,7 +186,7 @@ func (h *Hub) SendC2D(ctx context.Context, deviceID string, m C2DMessage) (strin
 	if exp.IsZero() {
 		ttl := m.TTL
 		if ttl == 0 {
-			ttl = DefaultC2DTTL
+			ttl = h.cfg.C2DDefaultTTL
 		}
 		exp = now.Add(ttl)
 	} else if exp.Sub(now) > MaxC2DTTL {
@@ -510,7 +511,7 @@ func (s *session) onC2DAck(id packet.ID) {
 
 // release returns a closed connection's unacknowledged messages to the
 // queue for the next session, counting the delivery (an abandon); a message
-// delivered DefaultMaxDeliveries times is dead-lettered with
+// delivered Config.C2DMaxDeliveryCount times is dead-lettered with
 // DeliveryCountExceeded feedback. Then delivery restarts on the identity's
 // live connection, if another one took over.
 func (c *c2dStore) release(s *session, inflight map[packet.ID]uint64) {
@@ -525,7 +526,7 @@ func (c *c2dStore) release(s *session, inflight map[packet.ID]uint64) {
 		}
 		r.lockedBy = nil
 		r.DeliveryCount++
-		if r.DeliveryCount >= DefaultMaxDeliveries {
+		if r.DeliveryCount >= c.h.cfg.C2DMaxDeliveryCount {
 			ops = append(ops, del(bucketC2D, c.key(r)))
 			ops = c.feedbackLocked(ops, r, "DeliveryCountExceeded", "Message delivery count exceeded", AckNegative)
 			continue

@@ -86,6 +86,14 @@ type Config struct {
 	// move token expiry and TTLs.
 	Now func() time.Time
 
+	// C2DDefaultTTL is the time to live of C2D messages sent without one.
+	// Zero means DefaultC2DTTL (1 h); at most MaxC2DTTL.
+	C2DDefaultTTL time.Duration
+	// C2DMaxDeliveryCount is how often a C2D message is delivered without
+	// being acknowledged before it is dead-lettered (1–100). Zero means
+	// DefaultMaxDeliveries (10).
+	C2DMaxDeliveryCount int
+
 	// TwinOpsPerSecond, when positive, throttles device twin GETs and
 	// reported PATCHes hub-wide to this rate (bursts of the same size);
 	// throttled requests get res/429, as IoT Hub answers over its quota.
@@ -167,6 +175,12 @@ func Start(ctx context.Context, cfg Config) (*Hub, error) {
 	}
 	if cfg.HandshakeTimeout <= 0 {
 		cfg.HandshakeTimeout = 10 * time.Second
+	}
+	if cfg.C2DDefaultTTL <= 0 || cfg.C2DDefaultTTL > MaxC2DTTL {
+		cfg.C2DDefaultTTL = DefaultC2DTTL
+	}
+	if cfg.C2DMaxDeliveryCount <= 0 || cfg.C2DMaxDeliveryCount > 100 {
+		cfg.C2DMaxDeliveryCount = DefaultMaxDeliveries
 	}
 	log := cfg.Logger
 	if log == nil {

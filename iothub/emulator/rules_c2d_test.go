@@ -310,3 +310,21 @@ func TestC2DQoS0Subscription(t *testing.T) {
 		t.Fatalf("feedback %+v", fb)
 	}
 }
+
+func TestC2DConfiguredTTLAndDeliveries(t *testing.T) {
+	h := emulatortest.Start(t, emulator.Config{C2DDefaultTTL: 5 * time.Minute, C2DMaxDeliveryCount: 1})
+	emulatortest.Device(t, h, "dev1")
+	sendC2D(t, h, "dev1", emulator.C2DMessage{Body: []byte("once"), Ack: emulator.AckFull})
+	q := h.PendingC2D("dev1")
+	if got := q[0].Expiry.Sub(q[0].Enqueued); got != 5*time.Minute {
+		t.Fatalf("TTL %v", got)
+	}
+	c := dialRaw(t, h, "tls")
+	c.connect(h, "dev1", "", false)
+	c.readPublish()
+	c.nc.Close()
+	waitFor(t, "dead-lettered", func() bool { return len(h.PendingC2D("dev1")) == 0 && len(h.Feedback()) == 1 })
+	if fb := h.Feedback(); fb[0].StatusCode != "DeliveryCountExceeded" {
+		t.Fatalf("feedback %+v", fb)
+	}
+}
