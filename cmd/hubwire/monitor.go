@@ -44,6 +44,7 @@ func monitorCommand() *command {
 		system   bool
 		asJSON   bool
 		noFollow bool
+		conns    bool
 	)
 	return &command{
 		name:    "monitor",
@@ -54,7 +55,7 @@ func monitorCommand() *command {
 			"adds the system properties). It starts at the newest message by default (--from earliest or a " +
 			"sequence number to replay) and follows the log until Ctrl-C, --count or --duration. It reads the " +
 			"emulator's own telemetry endpoint (package iothub/service); a real hub serves telemetry over AMQP instead.",
-		example: "hubwire monitor\nhubwire monitor --device dev1 --from earliest --count 10 --json",
+		example: "hubwire monitor\nhubwire monitor --device dev1 --from earliest --count 10 --json\nhubwire monitor --connections",
 		flags: func(fs *flag.FlagSet) {
 			svc.register(fs)
 			fs.StringVar(&deviceID, "device", "", "only messages from device `id`")
@@ -65,6 +66,7 @@ func monitorCommand() *command {
 			fs.BoolVar(&system, "system", false, "also print the system properties")
 			fs.BoolVar(&asJSON, "json", false, "one JSON object a line")
 			fs.BoolVar(&noFollow, "no-follow", false, "stop at the end of the log instead of waiting for more")
+			fs.BoolVar(&conns, "connections", false, "print connection events (connected, disconnected and why) as they happen, instead of telemetry")
 		},
 		run: func(ctx context.Context, a *app, args []string) error {
 			if err := exactArgs(args); err != nil {
@@ -83,6 +85,9 @@ func monitorCommand() *command {
 				}
 				opts.From = service.FromSequence(n)
 			}
+			if conns && (from != "latest" || noFollow) {
+				return usagef("connection events are live only: --connections takes neither --from nor --no-follow")
+			}
 			if moduleID != "" && deviceID == "" {
 				return usagef("--module needs --device")
 			}
@@ -98,8 +103,15 @@ func monitorCommand() *command {
 				ctx, cancel = context.WithTimeout(ctx, duration.d)
 				defer cancel()
 			}
+			what := "telemetry"
+			if conns {
+				what = "connections"
+			}
 			if !asJSON {
-				fmt.Fprintf(a.stderr, "monitoring telemetry of %s from %s (Ctrl-C stops)\n", c.HostName(), from)
+				fmt.Fprintf(a.stderr, "monitoring %s of %s from %s (Ctrl-C stops)\n", what, c.HostName(), from)
+			}
+			if conns {
+				return monitorConnections(ctx, a, c, opts, count, asJSON)
 			}
 			n := 0
 			for m, err := range c.Telemetry(ctx, opts) {
@@ -145,4 +157,39 @@ func monitorCommand() *command {
 			return nil
 		},
 	}
+}
+
+// monitorConnections prints the emulator's connection events.
+func monitorConnections(ctx context.Context, a *app, c *service.Client, opts service.StreamOptions, count int, asJSON bool) error {
+	n := 0
+	for e, err := range c.ConnectionEvents(ctx, opts) {
+		if err != nil {
+			if ctx.Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
+				return nil
+			}
+			return err
+		}
+		if asJSON {
+			b, err := json.Marshal(e)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(a.stdout, "%s\n", b)
+		} else {
+			who := e.DeviceID
+			if e.ModuleID != "" {
+				who += "/" + e.ModuleID
+			}
+			fmt.Fprintf(a.stdout, "#%d %s %s  %s", e.SequenceNumber, e.Time.UTC().Format("15:04:05.000"), who, e.Event)
+			if e.Reason != "" {
+				fmt.Fprintf(a.stdout, " (%s)", e.Reason)
+			}
+			fmt.Fprintln(a.stdout)
+		}
+		n++
+		if count > 0 && n >= count {
+			return nil
+		}
+	}
+	return nil
 }

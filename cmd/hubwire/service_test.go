@@ -310,3 +310,36 @@ func TestMonitor(t *testing.T) {
 	}
 	wantOneLineError(t, invocation{env: env}.hubwire(t, "monitor", "--from", "yesterday"), 2, `--from "yesterday"`)
 }
+
+func TestMonitorConnections(t *testing.T) {
+	h := newTestHub(t)
+	env := h.env(t, "dev1")
+	b := start(t, invocation{env: env}, "monitor", "--connections", "--count", "2", "--device", "dev1")
+	// Events are live only: keep connecting until the monitor has seen two.
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		if r := (invocation{env: env}).hubwire(t, "send", "x"); r.code != 0 {
+			t.Fatal(r.stderr)
+		}
+		select {
+		case code := <-b.done:
+			b.done <- code
+			if code != 0 {
+				t.Fatalf("exit code %d, stderr %s", code, b.stderr.String())
+			}
+		case <-time.After(50 * time.Millisecond):
+			if time.Now().After(deadline) {
+				t.Fatalf("monitor printed only:\n%s", b.stdout.String())
+			}
+			continue
+		}
+		break
+	}
+	if out := b.stdout.String(); !regexp.MustCompile(`^(#\d+ \d\d:\d\d:\d\d\.\d{3} dev1  (deviceConnected|deviceDisconnected( \(.+\))?)\n){2}$`).MatchString(out) {
+		t.Errorf("stdout:\n%s", out)
+	}
+	if !strings.Contains(b.stderr.String(), "monitoring connections of localhost from latest") {
+		t.Errorf("stderr %q", b.stderr.String())
+	}
+	wantOneLineError(t, invocation{env: env}.hubwire(t, "monitor", "--connections", "--from", "earliest"), 2, "connection events are live only")
+}
