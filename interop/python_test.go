@@ -1,10 +1,16 @@
 package interop
 
 import (
+	"crypto/rand"
+	"encoding/base64"
 	"encoding/json"
+	"errors"
+	"os/exec"
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/hubwire/hubwire/iothub/emulator"
 )
 
 // TestPythonSeedFlow runs the seed page's device flow with Debian's
@@ -197,4 +203,36 @@ func equalInts(a, b []int) bool {
 		}
 	}
 	return true
+}
+
+// TestPythonRefused: paho gets CONNACK 5 (not authorized) for a wrong key
+// and for an expired token (the hub here allows no clock skew).
+func TestPythonRefused(t *testing.T) {
+	pythonBinary(t)
+	h := startHubWith(t, false, emulator.Config{SASSkew: -1})
+	const id = "py-refused"
+	key := h.addDevice(t, id)
+	wrong := make([]byte, 32)
+	_, _ = rand.Read(wrong)
+	for _, tc := range []struct{ name, key, ttl string }{
+		{"wrong-key", base64.StdEncoding.EncodeToString(wrong), "3600"},
+		{"expired", key, "-5"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := StartPython(t, "seed_flow.py", ProcOptions{Timeout: 30 * time.Second, Env: map[string]string{
+				"HUB_HOST": h.hostName(), "HUB_PORT": strconv.Itoa(h.mqttPort(t)), "HUB_CA": h.caFile(t),
+				"DEVICE_ID": id, "DEVICE_KEY": tc.key, "SAS_TTL": tc.ttl,
+			}})
+			if rc := p.Expect("refused", 15*time.Second).Num("rc"); rc != 5 {
+				t.Errorf("CONNACK return code %v, want 5", rc)
+			}
+			var ee *exec.ExitError
+			if err := p.Wait(10 * time.Second); !errors.As(err, &ee) || ee.ExitCode() != 2 {
+				t.Errorf("seed_flow.py after a refusal: %v, want exit status 2", err)
+			}
+		})
+	}
+	if n := h.connectCount(t, id); n != 0 {
+		t.Errorf("hub counted %d accepted connections", n)
+	}
 }

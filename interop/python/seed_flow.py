@@ -10,6 +10,8 @@ Run by interop/python_test.go against the emulator. Environment:
   MODE         "seed" (default): the whole flow; "resume": reconnect with
                CleanSession=0 and no SUBSCRIBE, and report what the hub
                delivers on the restored session (queued C2D)
+  SAS_TTL      optional: token lifetime in seconds (default 3600; negative
+               makes an expired token)
   WILL_MID     optional: set a Will (telemetry topic with this $.mid), which
                the hub sends as telemetry when the connection drops abruptly
 
@@ -134,7 +136,7 @@ def main():
     client = mqtt.Client(client_id=device_id, clean_session=False, protocol=mqtt.MQTTv311, transport=transport)
     if transport == "websockets":
         client.ws_set_options(path="/$iothub/websocket")  # paho offers subprotocol "mqtt"
-    client.username_pw_set(host + "/" + device_id + "/?api-version=2021-04-12", sas_token(host, device_id, key))
+    client.username_pw_set(host + "/" + device_id + "/?api-version=2021-04-12", sas_token(host, device_id, key, int(os.environ.get("SAS_TTL", "3600"))))
     client.tls_set(ca_certs=os.environ["HUB_CA"], tls_version=ssl.PROTOCOL_TLS_CLIENT)
     if os.environ.get("WILL_MID"):
         client.will_set("devices/%s/messages/events/%%24.mid=%s&reason=gone" % (device_id, pct(os.environ["WILL_MID"])),
