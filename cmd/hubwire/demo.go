@@ -362,7 +362,7 @@ func (d *demo) runTransport(ctx context.Context, tr string) error {
 			if err != nil {
 				return "", err
 			}
-			defer m.Close(context.WithoutCancel(ctx))
+			defer closeDevice(m)
 			if err := m.Connect(ctx); err != nil {
 				return "", err
 			}

@@ -26,7 +26,7 @@ func connectDevice(ctx context.Context, cfg device.Config, timeout time.Duration
 	cctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	if err := c.Connect(cctx); err != nil {
-		c.Close(context.WithoutCancel(ctx))
+		closeDevice(c)
 		return nil, fmt.Errorf("connecting: %w%s", err, caHint(err))
 	}
 	return c, nil

@@ -351,7 +351,7 @@ func (s *simulation) connect(ctx context.Context, d *simDevice) {
 	defer cancel()
 	t0 := time.Now()
 	if err := c.Connect(cctx); err != nil {
-		c.Close(context.WithoutCancel(ctx))
+		closeDevice(c)
 		if ctx.Err() == nil {
 			s.connectErrs.Add(1)
 			s.fail(fmt.Errorf("%s: connecting: %w%s", d.id, err, caHint(err)))
