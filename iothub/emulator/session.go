@@ -77,6 +77,7 @@ type session struct {
 
 	closeOnce sync.Once
 	done      chan struct{}
+	acked     chan struct{} // closed once the CONNACK is written (or failed)
 	reason    string
 	graceful  bool
 	violated  bool
@@ -97,6 +98,7 @@ func (h *Hub) serveConn(nc net.Conn, transportName string) {
 		transport: transportName,
 		r:         packet.NewReader(nc, maxPacket),
 		done:      make(chan struct{}),
+		acked:     make(chan struct{}),
 		inflight:  map[packet.ID]uint64{},
 	}
 	s.log = h.log.With("conn", s.id, "transport", transportName, "remote", nc.RemoteAddr().String())
@@ -234,6 +236,15 @@ func (s *session) handshake() bool {
 	}
 	h.notify()
 	if old != nil {
+		// Let the older connection's CONNACK go out first, so that a
+		// client racing itself sees CONNACK then a close, never a close
+		// instead of its CONNACK.
+		t := time.NewTimer(writeTimeout)
+		select {
+		case <-old.acked:
+		case <-t.C:
+		}
+		t.Stop()
 		old.close("a new connection for the same identity (400027 ConnectionForcefullyClosedOnNewConnection)", false)
 	}
 	if persistOp.bucket != nil {
@@ -246,7 +257,9 @@ func (s *session) handshake() bool {
 	}
 	// A persistent session receives queued C2D right after CONNACK, before
 	// it subscribes again (contract §1, §4); a clean one after SUBSCRIBE.
-	if err := s.writeConnack(present, packet.ConnackAccepted); err != nil {
+	err = s.writeConnack(present, packet.ConnackAccepted)
+	close(s.acked)
+	if err != nil {
 		s.close("CONNACK not written: "+err.Error(), false)
 		return true
 	}
