@@ -235,4 +235,16 @@ func TestPythonRefused(t *testing.T) {
 	if n := h.connectCount(t, id); n != 0 {
 		t.Errorf("hub counted %d accepted connections", n)
 	}
+
+	// A token that expires while connected: the hub closes the connection
+	// at its se (MQTT 3.1.1 cannot re-authenticate in-band).
+	p := StartPython(t, "seed_flow.py", ProcOptions{Timeout: 30 * time.Second, Env: map[string]string{
+		"HUB_HOST": h.hostName(), "HUB_PORT": strconv.Itoa(h.mqttPort(t)), "HUB_CA": h.caFile(t),
+		"DEVICE_ID": id, "DEVICE_KEY": key, "SAS_TTL": "3", "MODE": "resume",
+	}})
+	p.Expect("connected", 15*time.Second)
+	start := time.Now()
+	p.Expect("connection_lost", 15*time.Second)
+	t.Logf("connection closed %v after CONNACK (token lifetime 3 s)", time.Since(start).Round(100*time.Millisecond))
+	p.Kill()
 }

@@ -173,7 +173,12 @@ def main():
         else:
             inbox.put(topic, msg.payload)
 
+    def on_disconnect(c, userdata, rc):
+        if rc != 0:  # not our own DISCONNECT: the hub closed the connection
+            emit("connection_lost", rc=rc)
+
     client.on_connect = on_connect
+    client.on_disconnect = on_disconnect
     client.on_subscribe = on_subscribe
     client.on_publish = on_publish
     client.on_message = on_message
