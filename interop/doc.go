@@ -17,4 +17,8 @@
 // device SDK cannot be pointed at another port than 8883 (MQTT) and 443
 // (MQTT over WebSocket), so those tests bind the fixed ports and take a
 // cross-process lock (/tmp/hubwire-fixed-ports.lock) to run one at a time.
+//
+// The restart test needs a hub it can SIGKILL: TestMain turns the test
+// binary itself into a durable hub process when HUBWIRE_INTEROP_HUB_DIR
+// names a data directory, driven by JSON commands on its stdin.
 package interop
