@@ -73,6 +73,14 @@
 // most 5) are accepted, and any violation closes that connection with a
 // logged reason.
 //
+// # Knobs for tests
+//
+// Config.Now moves the hub's clock (token expiry, TTLs, retention);
+// Config.SASSkew set negative makes a connection close exactly at its
+// token's se; Config.TwinOpsPerSecond throttles twin operations (res/429);
+// Hub.FailTwin makes the next n twin requests of an identity fail with a
+// chosen status; Config.OwnerKey fixes the service connection string.
+//
 // # Differences from IoT Hub
 //
 // No throttling unless Config.TwinOpsPerSecond is set, no quotas, no
