@@ -18,6 +18,7 @@ import (
 
 	"github.com/hubwire/hubwire/mqtt"
 	"github.com/hubwire/hubwire/packet"
+	"github.com/hubwire/hubwire/sas"
 	"github.com/hubwire/hubwire/transport"
 )
 
@@ -42,6 +43,11 @@ type clientResult struct {
 	FirstErr string  `json:"first_err,omitempty"`
 	// CPU is the client process's user+system CPU seconds over the run.
 	CPU float64 `json:"cpu"`
+	// TLS is the negotiated version and key exchange (connect mode).
+	TLS string `json:"tls,omitempty"`
+	// BadTokenRefused says a CONNECT with a wrong token was refused
+	// before the timed section (connect mode): authentication is on.
+	BadTokenRefused bool `json:"bad_token_refused,omitempty"`
 }
 
 // selfCPU is this process's user + system CPU time.
@@ -202,6 +208,23 @@ func connectLoop(o clientOpts, tc *tls.Config) clientResult {
 	for i := range perDev {
 		perDev[i] = connectPacket(deviceID(i), o.expiry, 60)
 	}
+	var res clientResult
+	bad := packet.Connect{CleanSession: true, KeepAlive: 60, ClientID: []byte(deviceID(0)), UsernameFlag: true,
+		Username: []byte(username(deviceID(0))), PasswordFlag: true,
+		Password: []byte(sas.NewToken(sas.DeviceResource(hostName, deviceID(0)), []byte("not the device key"), "", time.Unix(o.expiry, 0)).String())}
+	badPkt, _ := bad.AppendBinary(nil)
+	if c, err := dialDevice(o.addr, tc, badPkt); err == nil {
+		c.Close()
+	} else {
+		res.BadTokenRefused = true
+	}
+	if c, err := dialDevice(o.addr, tc, perDev[0]); err == nil {
+		st := c.ConnectionState()
+		res.TLS = tls.VersionName(st.Version) + " " + st.CurveID.String() + " " + tls.CipherSuiteName(st.CipherSuite)
+		_, _ = c.Write(disconnect)
+		c.Close()
+	}
+	time.Sleep(100 * time.Millisecond)
 	var next atomic.Int64
 	var failed, ok atomic.Int64
 	var firstErr atomic.Value
@@ -234,7 +257,7 @@ func connectLoop(o clientOpts, tc *tls.Config) clientResult {
 		}()
 	}
 	wg.Wait()
-	res := clientResult{OK: int(ok.Load()), Failed: int(failed.Load()), Secs: time.Since(start).Seconds()}
+	res.OK, res.Failed, res.Secs = int(ok.Load()), int(failed.Load()), time.Since(start).Seconds()
 	res.FirstErr, _ = firstErr.Load().(string)
 	return res
 }

@@ -55,13 +55,14 @@ func main() {
 		idleRounds = flag.Int("idle-rounds", 1, "rounds of the idle test")
 		idleConns  = flag.Int("idle", 10000, "idle connections held per server")
 		connects   = flag.Int("connects", 3000, "connects per round")
-		connWork   = flag.Int("connect-workers", 32, "concurrent dialers for connect")
+		connWork   = flag.Int("connect-workers", 16, "concurrent dialers for connect")
 		msgs       = flag.Int("msgs", 50000, "QoS 1 messages per ingest measurement")
 		many       = flag.Int("many", 100, "devices of the many-device ingest")
 		window     = flag.Int("window", 64, "QoS 1 messages in flight per connection")
 		startups   = flag.Int("startups", 5, "cold and warm emulator starts")
 		outDir     = flag.String("o", "", "directory for the raw and markdown results (empty: stdout only)")
 		name       = flag.String("name", "hub", "results file name suffix")
+		profile    = flag.String("profile", "", "directory for the Go servers' profiles: heap after idle, CPU during connect and ingest")
 	)
 	flag.Parse()
 	raiseNoFile()
@@ -78,7 +79,7 @@ func main() {
 		err = runAll(config{
 			tests: split(*tests), servers: serverNames(split(*servers)), rounds: *rounds, idleRounds: *idleRounds,
 			idleConns: *idleConns, connects: *connects, connWorkers: *connWork, msgs: *msgs, many: *many,
-			window: *window, startups: *startups, outDir: *outDir, name: *name,
+			window: *window, startups: *startups, outDir: *outDir, name: *name, profile: *profile,
 		})
 	}
 	if err != nil {
@@ -117,7 +118,7 @@ type config struct {
 	tests, servers                            []string
 	rounds, idleRounds, idleConns, connects   int
 	connWorkers, msgs, many, window, startups int
-	outDir, name                              string
+	outDir, name, profile                     string
 }
 
 // runner holds what the tests share: certificates for mochi and mosquitto,
@@ -148,11 +149,16 @@ type record struct {
 	ServerCPU float64 `json:"server_cpu,omitempty"`
 	// ClientCPU is the client process's CPU seconds (the whole client run).
 	ClientCPU float64 `json:"client_cpu,omitempty"`
-	RSSBefore int64   `json:"rss_before,omitempty"`
-	RSSAfter  int64   `json:"rss_after,omitempty"`
+	// TLS and BadTokenRefused: see clientResult (connect).
+	TLS             string `json:"tls,omitempty"`
+	BadTokenRefused bool   `json:"bad_token_refused,omitempty"`
+	RSSBefore       int64  `json:"rss_before,omitempty"`
+	RSSAfter        int64  `json:"rss_after,omitempty"`
 	// HeapStack* are HeapInuse+StackInuse of a Go server after two GCs.
 	HeapStackBefore int64   `json:"heapstack_before,omitempty"`
 	HeapStackAfter  int64   `json:"heapstack_after,omitempty"`
+	StackBefore     int64   `json:"stack_before,omitempty"`
+	StackAfter      int64   `json:"stack_after,omitempty"`
 	GoroutinesAfter int     `json:"goroutines_after,omitempty"`
 	GoroutinesBase  int     `json:"goroutines_before,omitempty"`
 	StartMS         float64 `json:"start_ms,omitempty"`   // startup: emulator.Start
@@ -249,6 +255,12 @@ func (r *runner) order(round int) []string {
 	return out
 }
 
+// profPath names a profile file in cfg.profile.
+func (r *runner) profPath(what, server string, round int) string {
+	short, _, _ := strings.Cut(server, " ")
+	return filepath.Join(r.cfg.profile, fmt.Sprintf("%s-%s-%d.pprof", what, short, round))
+}
+
 func (r *runner) clientCA(s *server) (string, error) {
 	path := filepath.Join(r.tmp, fmt.Sprintf("ca-%d.pem", s.pid))
 	return path, os.WriteFile(path, s.caPEM, 0o644)
@@ -276,6 +288,7 @@ func (r *runner) testIdle() {
 				time.Sleep(time.Second)
 				if st, ok := s.stats(); ok {
 					rec.HeapStackBefore = int64(st.HeapInuse + st.StackInuse)
+					rec.StackBefore = int64(st.StackInuse)
 					rec.GoroutinesBase = st.Goroutines
 				}
 				rec.RSSBefore = procRSS(s.pid)
@@ -296,7 +309,11 @@ func (r *runner) testIdle() {
 				rec.RSSAfter = procRSS(s.pid)
 				if st, ok := s.stats(); ok {
 					rec.HeapStackAfter = int64(st.HeapInuse + st.StackInuse)
+					rec.StackAfter = int64(st.StackInuse)
 					rec.GoroutinesAfter = st.Goroutines
+				}
+				if r.cfg.profile != "" {
+					s.command("heap " + r.profPath("idle-heap", name, round))
 				}
 			}()
 			rec.LoadEnd = loadavg()
@@ -333,6 +350,10 @@ func (r *runner) testConnect() {
 					rec.Err = err.Error()
 					return
 				}
+				if r.cfg.profile != "" {
+					s.command("cpu " + r.profPath("connect-cpu", name, round))
+					defer s.command("cpu-stop")
+				}
 				cpu0 := procCPU(s.pid)
 				c, err := startChild(os.Args[0], "-client", "connect", "-addr", s.addr, "-ca", ca,
 					"-n", fmt.Sprint(r.cfg.connects), "-devices", fmt.Sprint(connectDevices),
@@ -349,6 +370,7 @@ func (r *runner) testConnect() {
 				}
 				rec.ServerCPU = (procCPU(s.pid) - cpu0).Seconds()
 				rec.OK, rec.Failed, rec.Secs, rec.Err, rec.ClientCPU = res.OK, res.Failed, res.Secs, res.FirstErr, res.CPU
+				rec.TLS, rec.BadTokenRefused = res.TLS, res.BadTokenRefused
 				if res.Secs > 0 {
 					rec.Rate = float64(res.OK) / res.Secs
 				}
@@ -385,6 +407,9 @@ func (r *runner) testIngest() {
 				}
 				for _, devs := range []int{1, r.cfg.many} {
 					rec := record{Test: "ingest", Server: name, Round: round, Devices: devs, N: r.cfg.msgs, LoadStart: loadavg()}
+					if r.cfg.profile != "" {
+						s.command(fmt.Sprintf("cpu %s", r.profPath(fmt.Sprintf("ingest%d-cpu", devs), name, round)))
+					}
 					cpu0 := procCPU(s.pid)
 					c, err := startChild(os.Args[0], "-client", "ingest", "-addr", s.addr, "-ca", ca,
 						"-n", fmt.Sprint(r.cfg.msgs), "-devices", fmt.Sprint(devs),
@@ -400,6 +425,9 @@ func (r *runner) testIngest() {
 					}
 					c.stop()
 					rec.ServerCPU = (procCPU(s.pid) - cpu0).Seconds()
+					if r.cfg.profile != "" {
+						s.command("cpu-stop")
+					}
 					rec.OK, rec.Failed, rec.Secs, rec.ClientCPU = res.OK, res.Failed, res.Secs, res.CPU
 					if rec.Err == "" {
 						rec.Err = res.FirstErr

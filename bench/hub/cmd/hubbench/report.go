@@ -87,10 +87,10 @@ func report(recs []record, cfg config, stamp time.Time) string {
 	idle := map[string]float64{}
 	if slices.Contains(cfg.tests, "idle") {
 		fmt.Fprintf(&b, "## Idle TLS device connections (%d held, one client process)\n\n", cfg.idleConns)
-		b.WriteString("| server | held | failed | RSS before MB | RSS delta KB/conn | heap+stack delta KB/conn | goroutines/conn | open s | load start → end |\n|---|---:|---:|---:|---:|---:|---:|---:|---|\n")
+		b.WriteString("| server | held | failed | RSS before MB | RSS delta KB/conn | heap+stack delta KB/conn | of which stack | goroutines/conn | open s | load start → end |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---|\n")
 		for _, s := range cfg.servers {
 			rs := pick("idle", s, 0)
-			var rss, hs, gr, secs, before []float64
+			var rss, hs, st, gr, secs, before []float64
 			held, failed := 0, 0
 			for _, r := range rs {
 				if r.OK == 0 {
@@ -100,18 +100,19 @@ func report(recs []record, cfg config, stamp time.Time) string {
 				before = append(before, float64(r.RSSBefore)/(1<<20))
 				if r.HeapStackAfter > 0 {
 					hs = append(hs, float64(r.HeapStackAfter-r.HeapStackBefore)/float64(r.OK))
+					st = append(st, float64(r.StackAfter-r.StackBefore)/float64(r.OK))
 					gr = append(gr, float64(r.GoroutinesAfter-r.GoroutinesBase)/float64(r.OK))
 				}
 				secs = append(secs, r.Secs)
 				held, failed = r.OK, r.Failed
 			}
-			hsS, grS := "–", "–"
+			hsS, stS, grS := "–", "–", "–"
 			if len(hs) > 0 {
-				hsS, grS = kb(median(hs)), fmt.Sprintf("%.2f", median(gr))
+				hsS, stS, grS = kb(median(hs)), kb(median(st)), fmt.Sprintf("%.2f", median(gr))
 			}
 			idle[s] = median(rss)
-			fmt.Fprintf(&b, "| %s | %d | %d | %.1f | %s | %s | %s | %.1f | %s |\n", s, held, failed, median(before),
-				kb(median(rss)), hsS, grS, median(secs), loads(rs))
+			fmt.Fprintf(&b, "| %s | %d | %d | %.1f | %s | %s | %s | %s | %.1f | %s |\n", s, held, failed, median(before),
+				kb(median(rss)), hsS, stS, grS, median(secs), loads(rs))
 		}
 		b.WriteString("\n")
 	}
@@ -120,13 +121,16 @@ func report(recs []record, cfg config, stamp time.Time) string {
 	if slices.Contains(cfg.tests, "connect") {
 		fmt.Fprintf(&b, "## TLS connects/s with authentication (%d sessions per round, %d concurrent dialers, %d identities)\n\n",
 			cfg.connects, cfg.connWorkers, connectDevices)
-		b.WriteString("| server | connects/s (median) | per round | server CPU ms/connect | client CPU ms/connect | failed | load start → end |\n|---|---:|---|---:|---:|---:|---|\n")
+		b.WriteString("| server | connects/s (median) | per round | server CPU ms/connect | client CPU ms/connect | failed | wrong token refused | TLS | load start → end |\n|---|---:|---|---:|---:|---:|---|---|---|\n")
 		for _, s := range cfg.servers {
 			rs := pick("connect", s, 0)
 			var rate, cpu, ccpu []float64
 			var per []string
 			failed := 0
+			refused, tlsName := true, ""
 			for _, r := range rs {
+				refused = refused && r.BadTokenRefused
+				tlsName = r.TLS
 				rate = append(rate, r.Rate)
 				per = append(per, fmt.Sprintf("%.0f", r.Rate))
 				if r.OK > 0 {
@@ -136,7 +140,7 @@ func report(recs []record, cfg config, stamp time.Time) string {
 				failed += r.Failed
 			}
 			conn[s] = median(rate)
-			fmt.Fprintf(&b, "| %s | %.0f | %s | %.3f | %.3f | %d | %s |\n", s, median(rate), strings.Join(per, ", "), median(cpu), median(ccpu), failed, loads(rs))
+			fmt.Fprintf(&b, "| %s | %.0f | %s | %.3f | %.3f | %d | %v | %s | %s |\n", s, median(rate), strings.Join(per, ", "), median(cpu), median(ccpu), failed, refused, tlsName, loads(rs))
 		}
 		b.WriteString("\n")
 	}

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
@@ -84,15 +85,39 @@ func runServe(o serveOpts) error {
 		return err
 	}
 	sc := bufio.NewScanner(os.Stdin)
+	var cpuProf *os.File
 	for sc.Scan() {
-		if sc.Text() != "stats" {
-			continue
+		cmd, arg, _ := strings.Cut(sc.Text(), " ")
+		var reply any = struct{}{}
+		switch cmd {
+		case "stats":
+			runtime.GC()
+			runtime.GC()
+			var ms runtime.MemStats
+			runtime.ReadMemStats(&ms)
+			reply = goStats{HeapInuse: ms.HeapInuse, StackInuse: ms.StackInuse, Goroutines: runtime.NumGoroutine()}
+		case "heap": // write a heap profile (after a GC) to arg
+			runtime.GC()
+			if f, err := os.Create(arg); err == nil {
+				_ = pprof.WriteHeapProfile(f)
+				_ = f.Close()
+			}
+		case "cpu": // start a CPU profile into arg
+			if f, err := os.Create(arg); err == nil {
+				if pprof.StartCPUProfile(f) == nil {
+					cpuProf = f
+				} else {
+					_ = f.Close()
+				}
+			}
+		case "cpu-stop":
+			if cpuProf != nil {
+				pprof.StopCPUProfile()
+				_ = cpuProf.Close()
+				cpuProf = nil
+			}
 		}
-		runtime.GC()
-		runtime.GC()
-		var ms runtime.MemStats
-		runtime.ReadMemStats(&ms)
-		if err := out.Encode(goStats{HeapInuse: ms.HeapInuse, StackInuse: ms.StackInuse, Goroutines: runtime.NumGoroutine()}); err != nil {
+		if err := out.Encode(reply); err != nil {
 			break
 		}
 	}
@@ -164,6 +189,18 @@ type server struct {
 	child *child            // Go servers: stats over stdin/stdout
 	mosq  *mosquitto.Broker // mosquitto
 	stop  func()
+}
+
+// command sends a profiling command to a Go server and waits for its
+// reply; mosquitto ignores them.
+func (s *server) command(line string) {
+	if s.child == nil {
+		return
+	}
+	var v struct{}
+	if s.child.send(line) == nil {
+		_ = s.child.readJSON(&v, time.Minute)
+	}
 }
 
 // stats asks a Go server for its heap and stack; mosquitto has none.
