@@ -319,8 +319,13 @@ func (h *Hub) listen(ctx context.Context) error {
 					c.Close()
 					return
 				}
-				defer h.wg.Done()
-				h.serveConn(c, "wss")
+				// Serve on a fresh goroutine and return, so the HTTP
+				// server's request, response and buffers of the upgrade
+				// are not kept alive for the connection's lifetime.
+				go func() {
+					defer h.wg.Done()
+					h.serveConn(c, "wss")
+				}()
 			},
 			OnHandshakeError: func(err error) { h.log.Debug("WebSocket upgrade refused", "err", err) },
 			HandshakeTimeout: h.cfg.HandshakeTimeout,
