@@ -60,3 +60,39 @@ func FuzzSession(f *testing.F) {
 		}
 	})
 }
+
+// FuzzHandshake feeds arbitrary bytes as a connection's first packets
+// (before authentication): no panic, and the loop ends when the peer closes.
+func FuzzHandshake(f *testing.F) {
+	h, err := Start(context.Background(), Config{MQTTAddr: "off", HTTPSAddr: "off", HandshakeTimeout: 5 * time.Second})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(func() { h.Close() })
+	if _, err := h.CreateDevice(context.Background(), Device{DeviceID: "fz"}); err != nil {
+		f.Fatal(err)
+	}
+	good, _ := (&packet.Connect{ClientID: []byte("fz"), CleanSession: true, UsernameFlag: true,
+		Username: []byte("localhost/fz/?api-version=2021-04-12"), PasswordFlag: true,
+		Password: []byte("SharedAccessSignature sr=localhost%2Fdevices%2Ffz&sig=AAAA&se=1")}).MarshalBinary()
+	f.Add(good)
+	f.Add([]byte("GET / HTTP/1.1\r\n\r\n"))
+	f.Add([]byte{0x10, 0x00})
+	f.Add(append([]byte{0x10, 0x80, 0x80, 0x80, 0x80, 0x01}, good...))
+	f.Fuzz(func(t *testing.T, in []byte) {
+		client, server := transport.Pipe(transport.PipeOptions{MaxRead: 5})
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			h.serveConn(server, "fuzz")
+		}()
+		go io.Copy(io.Discard, client)
+		client.Write(in)
+		client.Close()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Fatal("handshake did not end after the peer closed")
+		}
+	})
+}
