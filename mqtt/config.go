@@ -49,7 +49,9 @@ type Config struct {
 	PasswordFunc func(ctx context.Context) ([]byte, error)
 
 	// KeepAlive is the keep-alive interval sent in CONNECT. The client sends
-	// PINGREQ when it has written nothing for about this long. Zero means
+	// PINGREQ when it has written nothing, or received nothing, for three
+	// quarters of it: the second rule finds a dead link while the client
+	// keeps publishing (see PingTimeout). Zero means
 	// DefaultKeepAlive; negative disables keep-alive (0 on the wire), and
 	// with it the client's own dead-connection detection (PING and write
 	// timeouts): a silent peer is then noticed only when the OS reports
@@ -57,7 +59,8 @@ type Config struct {
 	// least 1 s and at most 65,535 s.
 	KeepAlive time.Duration
 	// PingTimeout is how long a PINGRESP may take before the connection is
-	// declared dead and closed (then reconnected). Zero means the smaller of
+	// declared dead and closed with ErrPingTimeout (then reconnected), also
+	// while the client is publishing. Zero means the smaller of
 	// KeepAlive and 10 s.
 	PingTimeout time.Duration
 	// CleanSession asks the broker to discard any previous session.

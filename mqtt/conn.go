@@ -40,6 +40,7 @@ type conn struct {
 	// Owned by the goroutine that set writing (see writeOwned).
 	t0          time.Time    // set by newConn; lastWrite counts from it
 	lastWrite   atomic.Int64 // when the last Write started, as a duration since t0 (read by the writer's idle timer)
+	lastRead    atomic.Int64 // when the reader last got data, as a duration since t0 (set by the reader once per burst)
 	deadlineSet time.Time    // when the write deadline was last moved
 
 	pingOut atomic.Bool // a PINGREQ awaits its PINGRESP
@@ -174,16 +175,21 @@ func (c *Client) sendAck(cn *conn, t packet.Type, id packet.ID) {
 	c.mu.Unlock()
 }
 
-// pingAfter returns how long the writer may stay silent before it sends a
-// PINGREQ: three quarters of the keep-alive interval, so that the PINGREQ
-// reaches the broker before the interval has passed [MQTT-3.1.2-23] despite
-// timer latency and the time the write takes.
+// pingAfter returns how long the connection may stay silent, in either
+// direction, before the writer sends a PINGREQ: three quarters of the
+// keep-alive interval, so that the PINGREQ reaches the broker before the
+// interval has passed [MQTT-3.1.2-23] despite timer latency and the time
+// the write takes.
 func pingAfter(ka time.Duration) time.Duration { return ka - ka/4 }
 
 // writeLoop is the connection's writer goroutine. It also runs the
-// keep-alive: when it has written nothing for three quarters of the
-// keep-alive interval it queues a PINGREQ, and it closes the connection
-// when the PINGRESP does not arrive within PingTimeout.
+// keep-alive: when it has written nothing, or the reader has received
+// nothing, for three quarters of the keep-alive interval it queues a
+// PINGREQ, and it closes the connection when the PINGRESP does not arrive
+// within PingTimeout. The second rule finds a dead link while the client
+// only publishes: its writes keep the first rule quiet, and a link that went
+// black shows only as silence from the broker (a QoS 0 publisher gets no
+// acknowledgements, so any silence counts).
 func (c *Client) writeLoop(cn *conn) {
 	defer close(cn.writerDone)
 	var idleTimer, pingTimer *time.Timer
@@ -204,14 +210,15 @@ func (c *Client) writeLoop(cn *conn) {
 	// Write always has at least writeTimeout minus half the keep-alive,
 	// more than the PING timeout, to complete (see writeOwned). The idle
 	// timer is not reset per write, which would cost more than the write:
-	// when it fires it checks the silence since the last write
-	// (cn.lastWrite, from cn.t0 just after the CONNECT before the first)
-	// and waits for the rest.
+	// when it fires it checks the silence since the last write or read
+	// (cn.lastWrite and cn.lastRead, from cn.t0 just after the CONNACK
+	// before the first), whichever is older, and waits for the rest.
 	for {
 		select {
 		case <-cn.wake:
 		case now := <-idleC:
-			if idle := now.Sub(cn.t0) - time.Duration(cn.lastWrite.Load()); idle < silence {
+			last := min(cn.lastWrite.Load(), cn.lastRead.Load())
+			if idle := now.Sub(cn.t0) - time.Duration(last); idle < silence {
 				idleTimer.Reset(silence - idle)
 				continue
 			}
@@ -315,7 +322,13 @@ func (c *Client) readLoop(cn *conn) error {
 				return err
 			}
 		}
+		fresh := cn.r.Buffered() == 0
 		f, err := cn.r.Next()
+		if fresh && err == nil && c.cfg.KeepAlive > 0 {
+			// Data arrived: once per burst, for the keep-alive's
+			// silence-received rule (see writeLoop).
+			cn.lastRead.Store(int64(time.Since(cn.t0)))
+		}
 		if err != nil {
 			var de *packet.DecodeError
 			if errors.As(err, &de) {

@@ -1,6 +1,8 @@
 package mqtt_test
 
 import (
+	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -98,18 +100,24 @@ func TestKeepAliveMargin(t *testing.T) {
 			}
 		}
 	}()
-	prev, pings := start, 0
+	prev, prevPing, pings := start, start, 0
 	published := false
 	for pings < 6 {
 		a, ok := <-arrivals
 		if !ok {
 			t.Fatal("connection ended")
 		}
-		if gap := a.at.Sub(prev); gap > ka || gap < ka/2 && a.t == packet.TypePingreq {
-			t.Errorf("%s arrived %v after the previous packet, want within (%v, %v]", a.t, gap, ka/2, ka)
+		if gap := a.at.Sub(prev); gap > ka {
+			t.Errorf("%s arrived %v after the previous packet, want at most %v", a.t, gap, ka)
 		}
 		prev = a.at
 		if a.t == packet.TypePingreq {
+			// Pings follow silence received too (the PINGRESP is the
+			// last thing read), so a publish does not delay the next.
+			if gap := a.at.Sub(prevPing); gap < ka/2 {
+				t.Errorf("PINGREQ %v after the previous one, want more than %v", gap, ka/2)
+			}
+			prevPing = a.at
 			pings++
 		}
 		if pings == 3 && !published {
@@ -120,5 +128,64 @@ func TestKeepAliveMargin(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
+	}
+}
+
+// TestDeadLinkWhilePublishing checks dead-link detection for a client that
+// only writes: the broker reads everything but stops answering. Nothing
+// is read for three quarters of the keep-alive, so the client sends a
+// PINGREQ even though it keeps publishing, and the missing PINGRESP ends
+// the connection with ErrPingTimeout (azure-iot-sdk-c#1617).
+func TestDeadLinkWhilePublishing(t *testing.T) {
+	fb := newFakeBroker(t)
+	lost := make(chan error, 4)
+	c, fc := fakeClient(t, fb, mqtt.Config{
+		KeepAlive:   time.Second,
+		PingTimeout: 300 * time.Millisecond,
+		OnStateChange: func(_, to mqtt.State, err error) {
+			if to == mqtt.StateReconnecting {
+				lost <- err
+			}
+		},
+	})
+	pings := make(chan struct{}, 16)
+	go func() { // a broker that reads and never answers
+		_ = fc.c.SetReadDeadline(time.Now().Add(testTimeout))
+		for {
+			f, err := fc.r.Next()
+			if err != nil {
+				return
+			}
+			if f.Type() == packet.TypePingreq {
+				pings <- struct{}{}
+			}
+		}
+	}()
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+				_ = c.PublishAsync(context.Background(), &mqtt.Message{Topic: []byte("only/writing")}, nil)
+			}
+		}
+	}()
+	select {
+	case err := <-lost:
+		if !errors.Is(err, mqtt.ErrPingTimeout) {
+			t.Fatalf("connection lost with %v, want ErrPingTimeout", err)
+		}
+	case <-time.After(5 * time.Second): // keep-alive plus ping timeout is 1.3 s
+		t.Fatal("a broker that stopped answering was not detected while publishing")
+	}
+	select {
+	case <-pings:
+	default:
+		t.Fatal("no PINGREQ reached the broker")
 	}
 }
