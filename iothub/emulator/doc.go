@@ -12,7 +12,7 @@
 //	hub, err := emulator.Start(ctx, emulator.Config{DataDir: "./hubdata"})
 //	if err != nil { … }          // e.g. port 8883 or 443 not bindable: the error says how to pick others
 //	defer hub.Close()
-//	dev, _ := hub.CreateDevice(ctx, emulator.Device{DeviceID: "dev1"}) // keys generated
+//	_, err = hub.CreateDevice(ctx, emulator.Device{DeviceID: "dev1"}) // keys generated
 //	cs, _ := hub.DeviceConnectionString("dev1")
 //	// HostName=localhost;DeviceId=dev1;SharedAccessKey=…
 //
