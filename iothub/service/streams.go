@@ -95,7 +95,8 @@ type ConnectionEvent struct {
 	// DeviceID and ModuleID name the identity.
 	DeviceID string `json:"deviceId"`
 	ModuleID string `json:"moduleId,omitempty"`
-	// Event is "connected" or "disconnected".
+	// Event is "deviceConnected" or "deviceDisconnected" (the names of IoT
+	// Hub's connection events in Event Grid).
 	Event string `json:"event"`
 	// Reason says why a connection ended, when known.
 	Reason string `json:"reason,omitempty"`
