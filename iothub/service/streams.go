@@ -95,8 +95,7 @@ type ConnectionEvent struct {
 	// DeviceID and ModuleID name the identity.
 	DeviceID string `json:"deviceId"`
 	ModuleID string `json:"moduleId,omitempty"`
-	// Event is "deviceConnected" or "deviceDisconnected" (the names of IoT
-	// Hub's connection events in Event Grid).
+	// Event is "deviceConnected" or "deviceDisconnected".
 	Event string `json:"event"`
 	// Reason says why a connection ended, when known.
 	Reason string `json:"reason,omitempty"`
