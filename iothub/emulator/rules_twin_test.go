@@ -285,3 +285,50 @@ func TestRule40MethodNotOnlineAndTimeout(t *testing.T) {
 		}
 	})
 }
+
+// TestModuleTwinAndMethod: module identities have their own twin and
+// methods on the same topics.
+func TestModuleTwinAndMethod(t *testing.T) {
+	h := newHub(t, "dev1")
+	emulatortest.Module(t, h, "dev1", "mod1")
+	for _, tr := range transports {
+		t.Run(tr, func(t *testing.T) {
+			d := connect(t, h, "dev1", devOpts{transport: tr, module: "mod1", clean: true})
+			d.sub(iothub.TwinResponseFilter, iothub.TwinDesiredFilter, iothub.MethodsFilter)
+			m := d.twinReq("$iothub/twin/PATCH/properties/reported/?$rid=m", "m", []byte(`{"mod":"`+tr+`"}`))
+			if !strings.HasPrefix(string(m.Topic), "$iothub/twin/res/204/") {
+				t.Fatalf("patch: %s", m.Topic)
+			}
+			tw, err := h.GetTwin("dev1", "mod1")
+			if err != nil || tw.ModuleID != "mod1" || tw.Properties.Reported["mod"] != tr {
+				t.Fatalf("module twin %+v %v", tw, err)
+			}
+			if dt, _ := h.GetTwin("dev1", ""); dt.Properties.Reported["mod"] != nil {
+				t.Fatal("module patch reached the device twin")
+			}
+			if _, err := h.UpdateDesired(testCtx(t), "dev1", "mod1", []byte(`{"x":"`+tr+`"}`)); err != nil {
+				t.Fatal(err)
+			}
+			d.next("$iothub/twin/PATCH/properties/desired/")
+			done := make(chan error, 1)
+			go func() {
+				r, err := h.InvokeMethod(context.Background(), emulator.MethodCall{DeviceID: "dev1", ModuleID: "mod1", Name: "ping"})
+				if err == nil && r.Status != 200 {
+					err = errors.New("status " + itoa(int64(r.Status)))
+				}
+				done <- err
+			}()
+			req := d.next("$iothub/methods/POST/ping/")
+			r, _ := iothub.ParseTopic(req.Topic)
+			d.pub("$iothub/methods/res/200/?$rid="+string(r.RequestID), nil, packet.QoS0)
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Fatal(err)
+				}
+			case <-time.After(wait):
+				t.Fatal("no module method result")
+			}
+		})
+	}
+}
