@@ -71,7 +71,7 @@ type Config struct {
 	OwnerKey string
 
 	// TelemetryRetention bounds how long telemetry is kept. Zero means 24
-	// hours.
+	// hours (IoT Hub's default); negative means no age limit.
 	TelemetryRetention time.Duration
 	// TelemetryMaxBytes bounds the telemetry kept, oldest dropped first.
 	// Zero means 1 GiB on disk, 128 MiB in memory; negative means no cap.
@@ -162,7 +162,7 @@ func Start(ctx context.Context, cfg Config) (*Hub, error) {
 	if cfg.HTTPSAddr == "" {
 		cfg.HTTPSAddr = DefaultHTTPSAddr
 	}
-	if cfg.TelemetryRetention <= 0 {
+	if cfg.TelemetryRetention == 0 {
 		cfg.TelemetryRetention = 24 * time.Hour
 	}
 	switch {
