@@ -76,7 +76,7 @@ func main() {
 	case *startup:
 		err = runStartup(*dataDir)
 	default:
-		err = runAll(config{
+		_, err = runAll(config{
 			tests: split(*tests), servers: serverNames(split(*servers)), rounds: *rounds, idleRounds: *idleRounds,
 			idleConns: *idleConns, connects: *connects, connWorkers: *connWork, msgs: *msgs, many: *many,
 			window: *window, startups: *startups, outDir: *outDir, name: *name, profile: *profile,
@@ -189,23 +189,24 @@ func (r *runner) add(rec record) {
 	}
 }
 
-func runAll(cfg config) error {
+// runAll runs the configured tests and returns their records.
+func runAll(cfg config) ([]record, error) {
 	tmp, err := os.MkdirTemp("", "hubbench-")
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer os.RemoveAll(tmp)
 	ca, err := testcert.NewCA(testcert.Options{Validity: 48 * time.Hour})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	srv, err := ca.Server()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	files, err := ca.WriteFiles(tmp, "server", srv)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	r := &runner{cfg: cfg, tmp: tmp, ca: ca, files: files, expiry: time.Now().Add(24 * time.Hour).Unix()}
 	stamp := time.Now().UTC()
@@ -214,7 +215,7 @@ func runAll(cfg config) error {
 		base := filepath.Join(cfg.outDir, stamp.Format("2006-01-02-1504")+"-"+cfg.name)
 		rawPath, mdPath = base+"-raw.jsonl", base+".md"
 		if r.raw, err = os.Create(rawPath); err != nil {
-			return err
+			return nil, err
 		}
 		defer r.raw.Close()
 	}
@@ -230,7 +231,7 @@ func runAll(cfg config) error {
 		case "ingest":
 			r.testIngest()
 		default:
-			return fmt.Errorf("unknown test %q", t)
+			return nil, fmt.Errorf("unknown test %q", t)
 		}
 	}
 	r.add(record{Test: "end", LoadEnd: loadavg()})
@@ -238,11 +239,11 @@ func runAll(cfg config) error {
 	fmt.Print(md)
 	if mdPath != "" {
 		if err := os.WriteFile(mdPath, []byte(md), 0o644); err != nil {
-			return err
+			return nil, err
 		}
 		fmt.Fprintln(os.Stderr, "wrote", rawPath, "and", mdPath)
 	}
-	return nil
+	return r.recs, nil
 }
 
 // order rotates the servers by round so that no server always goes first.
