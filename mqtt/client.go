@@ -538,19 +538,26 @@ func (c *Client) run(cn *conn, runDone chan struct{}) {
 	// A connection that did not last as long as the longest backoff does
 	// not reset it: a broker that accepts and drops us at once (another
 	// client with our id, throttling) must not be hammered.
-	attempt := 0
+	attempt := 0 // failed or lost connections counted by the backoff
 	if time.Since(cn.since) < c.cfg.Reconnect.Max {
 		attempt = cn.attempts
 	}
-	for ; ; attempt++ {
-		delay := c.cfg.Reconnect.delay(attempt)
-		c.log.Debug("mqtt: reconnecting", "attempt", attempt+1, "delay", delay)
-		t := time.NewTimer(delay)
-		select {
-		case <-t.C:
-		case <-c.closeCh:
-			t.Stop()
-			return
+	// A planned reconnect (Reconnect) tries once at once, and that try
+	// is not counted: a renewal every few seconds does not slow the
+	// reconnections after a real failure.
+	planned := cn.planned
+	for immediate := planned != nil; ; immediate = false {
+		if !immediate {
+			delay := c.cfg.Reconnect.delay(attempt)
+			c.log.Debug("mqtt: reconnecting", "attempt", attempt+1, "delay", delay)
+			t := time.NewTimer(delay)
+			select {
+			case <-t.C:
+			case <-c.closeCh:
+				t.Stop()
+				return
+			}
+			attempt++
 		}
 		if c.ctx.Err() != nil {
 			return // closed while the timer fired: select chose at random
@@ -566,14 +573,109 @@ func (c *Client) run(cn *conn, runDone chan struct{}) {
 			// Still reconnecting: a failed attempt is logged, not
 			// reported as a change from reconnecting to reconnecting.
 			c.mu.Unlock()
-			c.log.Info("mqtt: reconnect failed", "attempt", attempt+1, "err", err)
+			c.log.Info("mqtt: reconnect failed", "attempt", attempt, "planned", immediate, "err", err)
+			if immediate && c.cfg.Reconnect.Disabled {
+				// No automatic reconnection: the client is down.
+				c.mu.Lock()
+				notify := func() {}
+				if !c.closed {
+					notify = c.setStateLocked(StateDisconnected, err)
+				}
+				c.mu.Unlock()
+				planned.finish(err)
+				c.notifyFromRun(notify)
+				return
+			}
+			if immediate {
+				planned.finish(err)
+			}
 			continue
 		}
-		ncn.attempts = attempt + 1
-		if err := c.install(ncn, sp); err != nil {
+		ncn.attempts = attempt
+		err = c.install(ncn, sp)
+		if err != nil {
 			ncn.nc.Close()
 		}
+		if immediate {
+			planned.finish(err)
+		}
 		return
+	}
+}
+
+// replan is a planned reconnect requested by Reconnect: done is closed
+// once its immediate attempt has ended, with err its outcome.
+type replan struct {
+	done chan struct{}
+	err  error
+}
+
+func (r *replan) finish(err error) {
+	r.err = err
+	close(r.done)
+}
+
+// Reconnect replaces the connection on purpose, for instance to present a
+// renewed credential (Config.PasswordFunc is called again): DISCONNECT is
+// queued after everything already queued, the client reads what the broker
+// still sends until the broker closes the connection (at most
+// Config.PingTimeout), and then reconnects at once, without backoff delay
+// and without counting the change as a failure. The state moves to
+// StateReconnecting at once, reported with a nil error (a requested change).
+//
+// Guarantees for messages in flight, the same as after any lost connection
+// but without the wait: a QoS 1 or 2 publish accepted before or during the
+// reconnect is never dropped; one not acknowledged on the old connection is
+// resent on the new one, with DUP when the broker resumed the session, so
+// it may arrive twice (at least once). Publish and PublishAsync at QoS 1
+// and 2 keep accepting messages meanwhile (they are sent once connected);
+// QoS 0 publishes, Subscribe and Unsubscribe return ErrNotConnected until
+// the new connection is up, and a SUBACK or UNSUBACK still awaited fails
+// with ErrConnectionLost. An acknowledgement the client owes for a received
+// message is not sent on the old connection after DISCONNECT: the broker
+// delivers that message again.
+//
+// Reconnect waits, within ctx, for the first attempt: it returns nil once
+// the new connection is up, that attempt's error when it failed (the client
+// then goes on reconnecting with backoff, as after a lost connection),
+// ErrNotConnected when no connection is up, ErrClosed when the client is
+// closed. Two concurrent calls share one reconnect. Do not call it from a
+// handler while the handler queue is full: the old connection's reader
+// waits for that handler.
+func (c *Client) Reconnect(ctx context.Context) error {
+	c.mu.Lock()
+	cn := c.cur
+	switch {
+	case c.closing:
+		c.mu.Unlock()
+		return ErrClosed
+	case cn == nil:
+		c.mu.Unlock()
+		return ErrNotConnected
+	}
+	rp := cn.planned
+	notify := func() {}
+	if rp == nil {
+		if cn.closing {
+			c.mu.Unlock()
+			return ErrNotConnected
+		}
+		rp = &replan{done: make(chan struct{})}
+		cn.planned = rp
+		bp := c.reserveLocked(cn, 2)
+		*bp, _ = (&packet.Disconnect{}).AppendBinary(*bp) // never fails
+		cn.closing = true
+		notify = c.setStateLocked(StateReconnecting, nil)
+	}
+	c.mu.Unlock()
+	notify()
+	select {
+	case <-rp.done:
+		return rp.err
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-c.closeCh:
+		return ErrClosed
 	}
 }
 
@@ -587,6 +689,9 @@ func (c *Client) teardown(cn *conn, cause error) bool {
 	if cn.err != nil {
 		cause = cn.err
 	}
+	if cn.planned != nil {
+		cause = nil // a requested change (Reconnect reported it)
+	}
 	close(cn.done)
 	if cn.wbuf != nil {
 		putBuf(cn.wbuf)
@@ -599,7 +704,8 @@ func (c *Client) teardown(cn *conn, cause error) bool {
 			fail = append(fail, pe)
 		}
 	}
-	reconnect := !c.closed && !c.cfg.Reconnect.Disabled
+	// Reconnect asks for a reconnection even when automatic ones are off.
+	reconnect := !c.closed && (!c.cfg.Reconnect.Disabled || cn.planned != nil)
 	var notify func()
 	switch {
 	case c.closed:
@@ -671,7 +777,7 @@ func (c *Client) Close(ctx context.Context) error {
 	c.mu.Lock()
 	c.closed = true
 	cn, runDone := c.cur, c.runDone
-	if cn != nil {
+	if cn != nil && !cn.closing { // closing: Reconnect queued DISCONNECT already
 		bp := c.reserveLocked(cn, 2)
 		*bp, _ = (&packet.Disconnect{}).AppendBinary(*bp) // never fails
 		cn.closing = true

@@ -132,6 +132,7 @@ type Config struct {
 type Backoff struct {
 	// Disabled turns automatic reconnection off: a lost connection moves
 	// the client to StateDisconnected and Connect must be called again.
+	// Client.Reconnect still makes its one immediate attempt.
 	Disabled bool
 	// Min is the first ceiling. Zero means DefaultBackoffMin.
 	Min time.Duration

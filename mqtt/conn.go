@@ -30,6 +30,7 @@ type conn struct {
 	writing bool    // a goroutine (writer or reader) is writing to nc
 	wbuf    *[]byte // pending output; nil when there is none
 	closing bool    // DISCONNECT queued: the writer closes nc once wbuf is written
+	planned *replan // Reconnect queued the DISCONNECT: reconnect at once
 	err     error   // why the writer closed nc, if it did
 
 	wake       chan struct{} // cap 1: wbuf became non-empty or closing was set
@@ -269,6 +270,17 @@ func (c *Client) writeLoop(cn *conn) {
 			c.mu.Unlock()
 			if bp == nil {
 				if closing {
+					c.mu.Lock()
+					planned := cn.planned != nil
+					c.mu.Unlock()
+					if planned {
+						// Reconnect: the broker closes the connection
+						// on DISCONNECT [MQTT-3.14.4-1]; read the
+						// acknowledgements it sent before, up to the
+						// ping timeout, then the reader tears down.
+						_ = cn.nc.SetReadDeadline(time.Now().Add(c.cfg.PingTimeout))
+						return
+					}
 					cn.nc.Close()
 					return
 				}

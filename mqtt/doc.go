@@ -67,7 +67,9 @@
 // Config.PingTimeout or a write does not complete within the keep-alive
 // plus that timeout. Reconnection uses exponential backoff with full jitter.
 // Config.PasswordFunc is called on every attempt, so short-lived credentials
-// such as SAS tokens can be renewed.
+// such as SAS tokens can be renewed; Client.Reconnect replaces a healthy
+// connection on purpose (DISCONNECT, then an immediate new attempt, nothing
+// in flight dropped) to present a renewed one before the old expires.
 //
 // # Concurrency
 //

@@ -88,7 +88,7 @@ func (c *Client) publish0(ctx context.Context, m *Message) error {
 		case c.closing:
 			c.mu.Unlock()
 			return ErrClosed
-		case cn == nil:
+		case cn == nil || cn.closing: // closing: Reconnect queued DISCONNECT
 			c.mu.Unlock()
 			return ErrNotConnected
 		case cn.wbuf != nil && len(*cn.wbuf) >= c.cfg.WriteBufferSize:

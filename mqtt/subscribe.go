@@ -38,7 +38,7 @@ func (c *Client) Subscribe(ctx context.Context, subs ...Subscription) ([]packet.
 	case c.closing:
 		c.mu.Unlock()
 		return nil, ErrClosed
-	case cn == nil:
+	case cn == nil || cn.closing: // closing: Reconnect queued DISCONNECT
 		c.mu.Unlock()
 		return nil, ErrNotConnected
 	}
@@ -103,7 +103,7 @@ func (c *Client) Unsubscribe(ctx context.Context, filters ...string) error {
 	case c.closing:
 		c.mu.Unlock()
 		return ErrClosed
-	case cn == nil:
+	case cn == nil || cn.closing: // closing: Reconnect queued DISCONNECT
 		c.mu.Unlock()
 		return ErrNotConnected
 	}
