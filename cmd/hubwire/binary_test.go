@@ -13,7 +13,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -44,9 +43,11 @@ func buildBinary(t *testing.T) string {
 		t.Skip("builds the binary; skipped with -short")
 	}
 	binOnce.Do(func() {
+		// go test puts its own GOROOT/bin first on the PATH of the tests.
 		goTool, err := exec.LookPath("go")
 		if err != nil {
-			goTool = filepath.Join(runtime.GOROOT(), "bin", "go")
+			binErr = fmt.Errorf("the go tool is not on PATH: %v", err)
+			return
 		}
 		if binDir, binErr = os.MkdirTemp("", "hubwire-cli-test-*"); binErr != nil {
 			return

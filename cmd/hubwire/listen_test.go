@@ -94,7 +94,7 @@ func TestListen(t *testing.T) {
 func TestListenTextAndStop(t *testing.T) {
 	h := newTestHub(t)
 	b := start(t, invocation{env: h.env(t, "dev1")}, "listen")
-	out := b.waitFor(t, "desired  $version 1 (full) {}")
+	b.waitFor(t, "desired  $version 1 (full) {}")
 	if !strings.Contains(b.stderr.String(), "listening as dev1 over mqtt (Ctrl-C stops)") {
 		t.Errorf("stderr %q", b.stderr.String())
 	}
@@ -104,7 +104,7 @@ func TestListenTextAndStop(t *testing.T) {
 	if _, err := h.InvokeMethod(ctx, emulator.MethodCall{DeviceID: "dev1", Name: "ping"}); err != nil {
 		t.Fatal(err)
 	}
-	out = b.waitFor(t, "method   ping (no payload) -> 200 (no payload)")
+	out := b.waitFor(t, "method   ping (no payload) -> 200 (no payload)")
 	if code := b.stop(t); code != 0 {
 		t.Errorf("exit code %d after Ctrl-C; output:\n%s", code, out)
 	}
