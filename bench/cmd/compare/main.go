@@ -8,6 +8,13 @@
 //
 //	go run ./cmd/compare [-count 6] [-benchtime 150ms] [-bench regexp] [-raw out.txt] [-o report.md]
 //	go run ./cmd/compare -in out.txt   # report on saved `go test -bench` output
+//	go run ./cmd/compare -in results/2026-11-26-0655-final-raw.txt -svg charts/
+//	go run ./cmd/compare -svg charts/ -table results/x.tsv [-table …]
+//
+// -svg writes bar charts (SVG) of the run into a directory: median ns/op
+// and allocs/op of every codec, encode and decode cases apart. -table
+// renders a chart from a small tab-separated table of recorded figures
+// (format: see readTable); with -table and no -in nothing is run.
 //
 // The benchmarks run with -cpu 1 (GOMAXPROCS=1): the machine is shared and
 // one core halves the noise; the codecs under test are single-threaded.
@@ -39,15 +46,53 @@ func main() {
 		in        = flag.String("in", "", "read `go test -bench` output from this file instead of running")
 		raw       = flag.String("raw", "", "also write the raw benchmark output (benchstat input) to this file")
 		out       = flag.String("o", "", "also write the report to this file")
+		svg       = flag.String("svg", "", "write SVG charts into this directory")
+		runLabel  = flag.String("run", "", "the run's date and note for chart captions (default: from the -in file name, or now)")
+		tables    tableFlag
 	)
+	flag.Var(&tables, "table", "also chart this tab-separated table file into the -svg directory (repeatable)")
 	flag.Parse()
-	if err := run(*count, *benchtime, *bench, *in, *raw, *out); err != nil {
+	if err := charts(*svg, *in, *runLabel, tables); err != nil {
+		fmt.Fprintln(os.Stderr, "compare:", err)
+		os.Exit(1)
+	}
+	if len(tables) > 0 && *in == "" {
+		return // charts of recorded tables only
+	}
+	if err := run(*count, *benchtime, *bench, *in, *raw, *out, *svg, *runLabel); err != nil {
 		fmt.Fprintln(os.Stderr, "compare:", err)
 		os.Exit(1)
 	}
 }
 
-func run(count int, benchtime, bench, in, raw, out string) error {
+// tableFlag collects the -table flags.
+type tableFlag []string
+
+func (t *tableFlag) String() string     { return strings.Join(*t, ",") }
+func (t *tableFlag) Set(v string) error { *t = append(*t, v); return nil }
+
+// charts renders the -table files into dir.
+func charts(dir, in, runLabel string, tables []string) error {
+	if len(tables) == 0 {
+		return nil
+	}
+	if dir == "" {
+		return errors.New("-table needs -svg <directory>")
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	for _, t := range tables {
+		out, err := tableChart(t, dir)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(os.Stderr, "wrote", out)
+	}
+	return nil
+}
+
+func run(count int, benchtime, bench, in, raw, out, svg, runLabel string) error {
 	env := environment()
 	var output []byte
 	if in != "" {
@@ -109,14 +154,42 @@ func run(count int, benchtime, bench, in, raw, out string) error {
 	if env.cpu == "" {
 		env.cpu = res.cpu
 	}
+	if svg != "" {
+		source := in
+		if runLabel == "" && in != "" {
+			runLabel = runName(in)
+		}
+		if runLabel == "" {
+			runLabel = env.date
+		}
+		if source == "" {
+			source, runLabel = raw, runLabel+", "+env.goVersion
+			if source == "" {
+				source = "a run not saved (no -raw)"
+			}
+		}
+		if err := os.MkdirAll(svg, 0o755); err != nil {
+			return err
+		}
+		for _, nc := range codecCharts(res, runLabel, source) {
+			p := filepath.Join(svg, nc.file)
+			if err := nc.c.writeFile(p); err != nil {
+				return err
+			}
+			fmt.Fprintln(os.Stderr, "wrote", p)
+		}
+	}
 	var report bytes.Buffer
 	write(&report, env, res)
-	os.Stdout.Write(report.Bytes())
+	stdout.Write(report.Bytes())
 	if out != "" {
 		return os.WriteFile(out, report.Bytes(), 0o644)
 	}
 	return nil
 }
+
+// stdout receives the report (tests discard it).
+var stdout io.Writer = os.Stdout
 
 // progress prints a dot per benchmark result line so a long run shows life.
 type progress struct{ w io.Writer }
@@ -174,6 +247,8 @@ type sample struct {
 
 type results struct {
 	cpu    string
+	goos   string
+	goarch string
 	cases  []string                      // in order of first appearance
 	codecs map[string][]string           // case -> codecs in order
 	data   map[string]map[string]*sample // case -> codec -> runs
@@ -189,6 +264,14 @@ func parse(out []byte) (*results, error) {
 		line := sc.Text()
 		if v, ok := strings.CutPrefix(line, "cpu: "); ok {
 			r.cpu = strings.TrimSpace(v)
+			continue
+		}
+		if v, ok := strings.CutPrefix(line, "goos: "); ok {
+			r.goos = strings.TrimSpace(v)
+			continue
+		}
+		if v, ok := strings.CutPrefix(line, "goarch: "); ok {
+			r.goarch = strings.TrimSpace(v)
 			continue
 		}
 		if !strings.HasPrefix(line, "Benchmark") {
