@@ -269,8 +269,9 @@ func (c *Client) notify(seq uint64, from, to State, err error) {
 	c.notifyMu.Unlock()
 }
 
-// notifyFromRun reports a state change from a run goroutine whose
-// connection is torn down (see inRunCallback).
+// notifyFromRun reports a state change, or runs Config.OnConnect or
+// OnConnectError, from a run goroutine whose connection is torn down (see
+// inRunCallback).
 func (c *Client) notifyFromRun(notify func()) {
 	c.inRunCallback.Store(true)
 	defer c.inRunCallback.Store(false)
@@ -298,10 +299,15 @@ func (c *Client) Connect(ctx context.Context) (sessionPresent bool, err error) {
 
 	cn, sp, err := c.handshake(ctx)
 	if err == nil {
+		if f := c.cfg.OnConnect; f != nil {
+			f(sp)
+		}
 		err = c.install(cn, sp)
 		if err != nil {
 			cn.nc.Close()
 		}
+	} else if f := c.cfg.OnConnectError; f != nil && c.ctx.Err() == nil {
+		f(err)
 	}
 	if err != nil {
 		c.mu.Lock()
@@ -574,6 +580,9 @@ func (c *Client) run(cn *conn, runDone chan struct{}) {
 			// reported as a change from reconnecting to reconnecting.
 			c.mu.Unlock()
 			c.log.Info("mqtt: reconnect failed", "attempt", attempt, "planned", immediate, "err", err)
+			if f := c.cfg.OnConnectError; f != nil {
+				c.notifyFromRun(func() { f(err) })
+			}
 			if immediate && c.cfg.Reconnect.Disabled {
 				// No automatic reconnection: the client is down.
 				c.mu.Lock()
@@ -592,6 +601,9 @@ func (c *Client) run(cn *conn, runDone chan struct{}) {
 			continue
 		}
 		ncn.attempts = attempt
+		if f := c.cfg.OnConnect; f != nil {
+			c.notifyFromRun(func() { f(sp) })
+		}
 		err = c.install(ncn, sp)
 		if err != nil {
 			ncn.nc.Close()

@@ -119,6 +119,28 @@ type Config struct {
 	// returns, by the same goroutine, and while it runs after a lost
 	// connection the client does not reconnect, so keep it short.
 	OnStateChange func(from, to State, err error)
+	// OnConnect, when set, is called after every accepted CONNECT (that of
+	// Connect and of each reconnection, planned or not) with the CONNACK's
+	// session-present flag, before the connection carries anything else:
+	// before subscriptions are restored (when the session was not
+	// present), unacknowledged packets resent and StateConnected reported.
+	// It runs on the goroutine that made the attempt and delays the
+	// connection's use, so keep it short. It may call Close (Connect then
+	// returns ErrClosed); QoS 1 and 2 publishes it makes are sent after the
+	// resends, while QoS 0, Subscribe and Unsubscribe return
+	// ErrNotConnected (the connection is not serving yet).
+	OnConnect func(sessionPresent bool)
+	// OnConnectError, when set, is called after every failed connection
+	// attempt with its error: a refused CONNECT is a packet.ConnackCode
+	// (errors.As), a dial or handshake failure the transport's error,
+	// ErrConnectTimeout when ConnectTimeout ran out, a PasswordFunc error
+	// wrapped. It is called for Connect's attempt (before Connect returns
+	// the same error) and for each failed reconnection, which
+	// OnStateChange does not report (the state stays StateReconnecting);
+	// not for an attempt Close aborted. It runs on the goroutine that made
+	// the attempt, before the next backoff delay; it may call Close, for
+	// instance to stop after a refusal that retrying cannot cure.
+	OnConnectError func(err error)
 	// Logger receives connection events. Nil means silent. Secrets
 	// (passwords) are never logged.
 	Logger *slog.Logger

@@ -17,6 +17,7 @@ import (
 type fakeBroker struct {
 	l              net.Listener
 	sessionPresent atomic.Bool
+	refuse         atomic.Uint32 // a packet.ConnackCode to refuse CONNECTs with; 0 accepts
 	conns          chan *fakeConn
 }
 
@@ -54,8 +55,11 @@ func newFakeBroker(t testing.TB) *fakeBroker {
 				continue
 			}
 			ack := &packet.Connack{SessionPresent: fb.sessionPresent.Load() && !cp.CleanSession}
+			if code := packet.ConnackCode(fb.refuse.Load()); code != packet.ConnackAccepted {
+				ack = &packet.Connack{ReturnCode: code}
+			}
 			b, _ := ack.MarshalBinary()
-			if _, err := c.Write(b); err != nil {
+			if _, err := c.Write(b); err != nil || ack.ReturnCode != packet.ConnackAccepted {
 				c.Close()
 				continue
 			}

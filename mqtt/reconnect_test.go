@@ -151,3 +151,109 @@ func TestReconnectWhenAutomaticOff(t *testing.T) {
 		t.Fatalf("state %v after Reconnect, want connected", st)
 	}
 }
+
+// TestConnectHooks checks the per-attempt hooks: OnConnect gets every
+// CONNACK's session-present flag before StateConnected is reported, and
+// OnConnectError every failed reconnection with the CONNACK's refusal code
+// (which OnStateChange does not report), so that a caller can stop after
+// a refusal by calling Close from it.
+func TestConnectHooks(t *testing.T) {
+	fb := newFakeBroker(t)
+	type event struct {
+		what string
+		sp   bool
+		err  error
+	}
+	events := make(chan event, 16)
+	var refusals atomic.Int32
+	var c *mqtt.Client
+	c, fc := fakeClient(t, fb, mqtt.Config{
+		OnConnect: func(sp bool) { events <- event{what: "connect", sp: sp} },
+		OnConnectError: func(err error) {
+			events <- event{what: "error", err: err}
+			if refusals.Add(1) == 1 {
+				fb.refuse.Store(0) // the next attempt succeeds
+				return
+			}
+			_ = c.Close(context.Background()) // a second refusal: stop
+		},
+		OnStateChange: func(_, to mqtt.State, err error) {
+			if to == mqtt.StateConnected {
+				events <- event{what: "connected"}
+			}
+		},
+	})
+	next := func() event {
+		t.Helper()
+		select {
+		case e := <-events:
+			return e
+		case <-time.After(testTimeout):
+			t.Fatal("no event")
+			return event{}
+		}
+	}
+	if e := next(); e.what != "connect" || e.sp {
+		t.Fatalf("first event %+v, want connect without session", e)
+	}
+	if e := next(); e.what != "connected" {
+		t.Fatalf("then %+v, want connected", e)
+	}
+
+	// A refused reconnection, then one resuming the session.
+	fb.sessionPresent.Store(true)
+	fb.refuse.Store(uint32(packet.ConnackNotAuthorized))
+	fc.c.Close()
+	if e := next(); e.what != "error" || !errors.Is(e.err, packet.ConnackNotAuthorized) {
+		t.Fatalf("after a refusal got %+v, want error ConnackNotAuthorized", e)
+	}
+	fc = fb.accept(t)
+	if e := next(); e.what != "connect" || !e.sp {
+		t.Fatalf("got %+v, want connect with session present", e)
+	}
+	if e := next(); e.what != "connected" {
+		t.Fatalf("then %+v, want connected", e)
+	}
+
+	// A second refusal: the hook closes the client.
+	fb.refuse.Store(uint32(packet.ConnackBadUsernameOrPassword))
+	fc.c.Close()
+	e := next()
+	var code packet.ConnackCode
+	if e.what != "error" || !errors.As(e.err, &code) || code != packet.ConnackBadUsernameOrPassword {
+		t.Fatalf("got %+v, want error ConnackBadUsernameOrPassword", e)
+	}
+	select {
+	case <-c.Done():
+	case <-time.After(testTimeout):
+		t.Fatal("Close from OnConnectError did not stop the client")
+	}
+	if st := c.State(); st != mqtt.StateClosed {
+		t.Fatalf("state %v, want closed", st)
+	}
+}
+
+// TestConnectErrorHookOnConnect checks that Connect's own failed attempt is
+// reported to OnConnectError too.
+func TestConnectErrorHookOnConnect(t *testing.T) {
+	fb := newFakeBroker(t)
+	fb.refuse.Store(uint32(packet.ConnackServerUnavailable))
+	got := make(chan error, 1)
+	c, err := mqtt.NewClient(mqtt.Config{Dialer: fb.dialer(), ClientID: clientID(t), OnConnectError: func(err error) { got <- err }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(ctxT(t))
+	_, err = c.Connect(ctxT(t))
+	if !errors.Is(err, packet.ConnackServerUnavailable) {
+		t.Fatalf("Connect: %v", err)
+	}
+	select {
+	case herr := <-got:
+		if !errors.Is(herr, packet.ConnackServerUnavailable) {
+			t.Fatalf("hook got %v", herr)
+		}
+	default:
+		t.Fatal("OnConnectError not called for Connect's attempt")
+	}
+}
