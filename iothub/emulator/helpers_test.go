@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"io"
+	"log/slog"
 	"net"
 	"strings"
 	"sync"
@@ -62,6 +64,25 @@ func deviceToken(t *testing.T, h *emulator.Hub, deviceID, moduleID string, ttl t
 	}
 	return tok.String()
 }
+
+func usernameOf(h *emulator.Hub, deviceID string) string { return username(h, deviceID, "") }
+
+// tokenOf returns an hour-long SAS token for a device's primary key.
+func tokenOf(tb testing.TB, h *emulator.Hub, deviceID string) string {
+	tb.Helper()
+	d, err := h.GetDevice(deviceID)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tok, err := sas.NewTokenBase64(sas.DeviceResource(h.HostName(), deviceID), d.Authentication.SymmetricKey.PrimaryKey, "", time.Now().Add(time.Hour))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return tok.String()
+}
+
+// discardLogger drops every log line (benchmarks).
+func discardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
 func username(h *emulator.Hub, deviceID, moduleID string) string {
 	u := iothub.Username{Host: h.HostName(), DeviceID: deviceID, ModuleID: moduleID}
