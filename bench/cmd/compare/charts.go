@@ -133,6 +133,7 @@ var runFile = regexp.MustCompile(`^(\d{4}-\d{2}-\d{2})-(\d{2})(\d{2})(?:-([a-z0-
 //	metric<TAB>hubwire<TAB>amenzhinsky
 //	wall ns/msg<TAB>12948<TAB>54213
 //
+// A "#" line that does not start with one word and a colon is a comment.
 // The first line that is not a comment names the series (its first cell
 // is the group column's heading); every further line is a group: its name,
 // then one value per series. An empty cell or "–" draws no bar. Commas in
@@ -155,10 +156,10 @@ func readTable(path string) (*chart, error) {
 		}
 		if d, ok := strings.CutPrefix(line, "#"); ok {
 			k, v, ok := strings.Cut(d, ":")
-			if !ok {
-				continue // a plain comment
-			}
 			k, v = strings.TrimSpace(k), strings.TrimSpace(v)
+			if !ok || k == "" || strings.ContainsAny(k, " \t") {
+				continue // a plain comment: no "word:" directive
+			}
 			switch k {
 			case "title":
 				c.title = v

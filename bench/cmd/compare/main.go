@@ -9,7 +9,7 @@
 //	go run ./cmd/compare [-count 6] [-benchtime 150ms] [-bench regexp] [-raw out.txt] [-o report.md]
 //	go run ./cmd/compare -in out.txt   # report on saved `go test -bench` output
 //	go run ./cmd/compare -in results/2026-11-26-0655-final-raw.txt -svg charts/
-//	go run ./cmd/compare -svg charts/ -table results/x.tsv [-table …]
+//	go run ./cmd/compare -svg charts/ -table 'results/*.tsv'   # or -table x.tsv [-table …]
 //
 // -svg writes bar charts (SVG) of the run into a directory: median ns/op
 // and allocs/op of every codec, encode and decode cases apart. -table
@@ -50,7 +50,7 @@ func main() {
 		runLabel  = flag.String("run", "", "the run's date and note for chart captions (default: from the -in file name, or now)")
 		tables    tableFlag
 	)
-	flag.Var(&tables, "table", "also chart this tab-separated table file into the -svg directory (repeatable)")
+	flag.Var(&tables, "table", "also chart this tab-separated table file (or glob, e.g. 'results/*.tsv') into the -svg directory (repeatable)")
 	flag.Parse()
 	if err := charts(*svg, *in, *runLabel, tables); err != nil {
 		fmt.Fprintln(os.Stderr, "compare:", err)
@@ -82,12 +82,21 @@ func charts(dir, in, runLabel string, tables []string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	for _, t := range tables {
-		out, err := tableChart(t, dir)
+	for _, pattern := range tables {
+		files, err := filepath.Glob(pattern)
 		if err != nil {
-			return err
+			return fmt.Errorf("-table %q: %w", pattern, err)
 		}
-		fmt.Fprintln(os.Stderr, "wrote", out)
+		if len(files) == 0 {
+			return fmt.Errorf("-table %q: %w", pattern, os.ErrNotExist)
+		}
+		for _, t := range files {
+			out, err := tableChart(t, dir)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(os.Stderr, "wrote", out)
+		}
 	}
 	return nil
 }
