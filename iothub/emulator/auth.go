@@ -371,10 +371,7 @@ func (h *Hub) authenticate(clientID, username, password []byte, hasPassword bool
 		if err != nil {
 			return authInfo{}, unauthorized("password is not a SharedAccessSignature")
 		}
-		resource := sas.DeviceResource(h.cfg.HostName, u.DeviceID)
-		if u.ModuleID != "" {
-			resource = sas.ModuleResource(h.cfg.HostName, u.DeviceID, u.ModuleID)
-		}
+		ident := sas.Identity{Host: h.cfg.HostName, DeviceID: u.DeviceID, ModuleID: u.ModuleID}
 		var keys []string
 		if tok.KeyName != "" {
 			h.reg.mu.RLock()
@@ -398,7 +395,7 @@ func (h *Hub) authenticate(clientID, username, password []byte, hasPassword bool
 			}
 			keys = []string{auth.SymmetricKey.PrimaryKey, auth.SymmetricKey.SecondaryKey}
 		}
-		if err := verifyFor(tok, resource, h.now(), keys); err != nil {
+		if err := verifyFor(tok, ident, h.now(), keys); err != nil {
 			return authInfo{}, unauthorized("SAS token for %q: %v", u.ClientID(), err)
 		}
 		if h.now().After(tok.Expiry.Add(h.cfg.SASSkew)) {
@@ -445,15 +442,17 @@ func (h *Hub) authenticate(clientID, username, password []byte, hasPassword bool
 	return a, nil
 }
 
-// verifyFor verifies tok for resource with any of keys.
-func verifyFor(tok sas.Token, resource string, now time.Time, keys []string) error {
+// verifyFor verifies tok for an identity with any of keys: the scope may
+// name the ids escaped (C#, edgeHub) or raw (Node), see
+// sas.Token.VerifyIdentity.
+func verifyFor(tok sas.Token, ident sas.Identity, now time.Time, keys []string) error {
 	var last error = sas.ErrSignatureMismatch
 	for _, k := range keys {
 		key, err := sas.DecodeKey(k)
 		if err != nil {
 			continue
 		}
-		err = tok.VerifyFor(resource, key, now)
+		err = tok.VerifyIdentity(ident, key, now)
 		if err == nil {
 			return nil
 		}

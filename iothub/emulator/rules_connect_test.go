@@ -563,6 +563,24 @@ func TestRule42IdsEncodedInSASNotInTopics(t *testing.T) {
 			}
 		})
 	}
+	// The same id signed the way the Node SDK does (the id raw inside the
+	// escaped resource) and the way C# does (escaped twice).
+	t.Run("node-and-csharp-forms", func(t *testing.T) {
+		h := newHub(t)
+		emulatortest.Device(t, h, "dev#1")
+		key := primaryKey(t, h, "dev#1")
+		se := time.Now().Add(time.Hour).Unix()
+		for name, sr := range map[string]string{"node": "localhost%2Fdevices%2Fdev%231", "csharp": "localhost%2Fdevices%2Fdev%25231"} {
+			if got := connackOf(t, h, "tls", "dev#1", username(h, "dev#1", ""), signRaw(key, sr, se, "")); got != 0 {
+				t.Errorf("%s form %s: CONNACK %d", name, sr, got)
+			}
+		}
+		// Nothing broader: a token for "dev" does not cover "dev#1".
+		emulatortest.Device(t, h, "dev")
+		if got := connackOf(t, h, "tls", "dev#1", username(h, "dev#1", ""), signRaw(key, "localhost%2Fdevices%2Fdev", se, "")); got != 5 {
+			t.Errorf("token for dev accepted for dev#1")
+		}
+	})
 	// An id with characters that are legal in topics: unencoded in the
 	// topic, encoded in sr.
 	h2 := newHub(t)
