@@ -92,7 +92,32 @@ const (
 	marginTop   = 64 // title and axis
 	labelMargin = 150
 	captionLine = 16
+	// captionChars is how many characters of 11 px caption text fit the
+	// width, with room to spare.
+	captionChars = 158
 )
+
+// wrap breaks s at spaces into lines of at most n characters (a longer
+// word gets a line of its own).
+func wrap(s string, n int) []string {
+	var lines []string
+	var cur []rune
+	for _, word := range strings.Fields(s) {
+		w := []rune(word)
+		if len(cur) > 0 && len(cur)+1+len(w) > n {
+			lines = append(lines, string(cur))
+			cur = cur[:0]
+		}
+		if len(cur) > 0 {
+			cur = append(cur, ' ')
+		}
+		cur = append(cur, w...)
+	}
+	if len(cur) > 0 {
+		lines = append(lines, string(cur))
+	}
+	return lines
+}
 
 // svg renders c as a standalone SVG document.
 func (c *chart) svg(w io.Writer) error {
@@ -150,7 +175,11 @@ func (c *chart) svg(w io.Writer) error {
 		y += groupGap
 	}
 	plotBottom := y - groupGap + 4
-	height := plotBottom + 40 + float64(len(c.caption))*captionLine
+	var caption []string
+	for _, line := range c.caption {
+		caption = append(caption, wrap(line, captionChars)...)
+	}
+	height := plotBottom + 40 + float64(len(caption))*captionLine
 
 	fmt.Fprintf(w, `<?xml version="1.0" encoding="UTF-8"?>`+"\n")
 	fmt.Fprintf(w, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%.0f" viewBox="0 0 %d %.0f" font-family="DejaVu Sans, Verdana, Arial, sans-serif" font-size="%d" fill="#222">`+"\n",
@@ -179,7 +208,7 @@ func (c *chart) svg(w io.Writer) error {
 	fmt.Fprintf(w, `<line x1="%.1f" y1="%d" x2="%.1f" y2="%.1f" stroke="#888"/>`+"\n", left, marginTop-6, left, plotBottom)
 	w.Write(body.Bytes())
 	cy := plotBottom + 36
-	for _, line := range c.caption {
+	for _, line := range caption {
 		fmt.Fprintf(w, `<text x="8" y="%.1f" fill="#555" font-size="11">%s</text>`+"\n", cy, esc(line))
 		cy += captionLine
 	}

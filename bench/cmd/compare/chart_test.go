@@ -229,3 +229,14 @@ func TestCommittedTables(t *testing.T) {
 		}
 	}
 }
+
+func TestWrap(t *testing.T) {
+	got := wrap("aa bb cc  dddddd e", 5)
+	want := []string{"aa bb", "cc", "dddddd", "e"}
+	if !slices.Equal(got, want) {
+		t.Errorf("wrap = %q, want %q", got, want)
+	}
+	if got := wrap("", 5); len(got) != 0 {
+		t.Errorf("wrap of empty = %q", got)
+	}
+}
