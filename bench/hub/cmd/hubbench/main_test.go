@@ -23,6 +23,9 @@ func TestMain(m *testing.M) {
 // and checks that each measurement completed: connections held, sessions
 // made, messages acknowledged, wrong tokens refused, starts timed.
 func TestSmoke(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts servers and about 100 TLS connections (~15 s)")
+	}
 	servers := []string{srvEmulator, srvMochi}
 	if _, err := mosquitto.Path(); err == nil {
 		servers = append(servers, srvMosquitto)
