@@ -3,6 +3,7 @@ package emulator
 import (
 	"context"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"net"
 	"slices"
@@ -396,6 +397,10 @@ func (h *Hub) authenticate(clientID, username, password []byte, hasPassword bool
 			keys = []string{auth.SymmetricKey.PrimaryKey, auth.SymmetricKey.SecondaryKey}
 		}
 		if err := verifyFor(tok, ident, h.now(), keys); err != nil {
+			if errors.Is(err, sas.ErrResourceMismatch) && !strings.EqualFold(u.Host, h.cfg.HostName) {
+				return authInfo{}, unauthorized("SAS token for %q: %v (the username names host %q but this hub is %q: use HostName=%s in the connection string, or start the hub with that host name)",
+					u.ClientID(), err, u.Host, h.cfg.HostName, h.cfg.HostName)
+			}
 			return authInfo{}, unauthorized("SAS token for %q: %v", u.ClientID(), err)
 		}
 		if h.now().After(tok.Expiry.Add(h.cfg.SASSkew)) {

@@ -9,12 +9,14 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -694,3 +696,29 @@ func TestRule44TLS(t *testing.T) {
 	}
 	_ = context.Background
 }
+
+// TestWrongHostNameExplained: a token and username for another host name
+// (say 127.0.0.1 instead of localhost) is refused, and the log says why.
+func TestWrongHostNameExplained(t *testing.T) {
+	var logs strings.Builder
+	var mu sync.Mutex
+	h := emulatortest.Start(t, emulator.Config{Logger: slog.New(slog.NewTextHandler(writerFunc(func(p []byte) (int, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		return logs.Write(p)
+	}), nil))})
+	emulatortest.Device(t, h, "dev1")
+	tok := signRaw(primaryKey(t, h, "dev1"), "127.0.0.1%2Fdevices%2Fdev1", time.Now().Add(time.Hour).Unix(), "")
+	if got := connackOf(t, h, "tls", "dev1", "127.0.0.1/dev1/?api-version=2021-04-12", tok); got != 5 {
+		t.Fatalf("CONNACK %d", got)
+	}
+	waitFor(t, "log line", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return strings.Contains(logs.String(), `this hub is \"localhost\"`)
+	})
+}
+
+type writerFunc func(p []byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
