@@ -117,7 +117,7 @@ func report(recs []record, cfg config, stamp time.Time) string {
 		b.WriteString("\n")
 	}
 
-	conn := map[string]float64{}
+	conn, connCPU := map[string]float64{}, map[string]float64{}
 	if slices.Contains(cfg.tests, "connect") {
 		fmt.Fprintf(&b, "## TLS connects/s with authentication (%d sessions per round, %d concurrent dialers, %d identities)\n\n",
 			cfg.connects, cfg.connWorkers, connectDevices)
@@ -139,13 +139,13 @@ func report(recs []record, cfg config, stamp time.Time) string {
 				}
 				failed += r.Failed
 			}
-			conn[s] = median(rate)
+			conn[s], connCPU[s] = median(rate), median(cpu)
 			fmt.Fprintf(&b, "| %s | %.0f | %s | %.3f | %.3f | %d | %v | %s | %s |\n", s, median(rate), strings.Join(per, ", "), median(cpu), median(ccpu), failed, refused, tlsName, loads(rs))
 		}
 		b.WriteString("\n")
 	}
 
-	ing := map[string]float64{}
+	ing, ingCPU := map[string]float64{}, map[string]float64{}
 	if slices.Contains(cfg.tests, "ingest") {
 		fmt.Fprintf(&b, "## QoS 1 telemetry ingest (%d × 256 B per measurement, %d in flight per connection, hubwire mqtt client)\n\n", cfg.msgs, cfg.window)
 		b.WriteString("| server | devices | msgs/s (median) | per round | server CPU µs/msg | failed | load start → end |\n|---|---:|---:|---|---:|---:|---|\n")
@@ -163,7 +163,7 @@ func report(recs []record, cfg config, stamp time.Time) string {
 					}
 					failed += r.Failed
 				}
-				ing[fmt.Sprint(s, devs)] = median(rate)
+				ing[fmt.Sprint(s, devs)], ingCPU[fmt.Sprint(s, devs)] = median(rate), median(cpu)
 				fmt.Fprintf(&b, "| %s | %d | %.0f | %s | %.1f | %d | %s |\n", s, devs, median(rate), strings.Join(per, ", "), median(cpu), failed, loads(rs))
 			}
 		}
@@ -206,6 +206,19 @@ func report(recs []record, cfg config, stamp time.Time) string {
 		fmt.Fprintf(&b, "| connects/s | %.0f | %.0f | %.0f | %s | %s | ≥ 2,000/s | %s |\n",
 			conn[e], conn[m], conn[q], ratio(conn[e], conn[m]), ratio(conn[e], conn[q]), verdict(conn[e] >= 2000))
 	}
+	if len(conn) > 0 {
+		fmt.Fprintf(&b, "| server CPU ms/connect | %.3f | %.3f | %.3f | %s | %s | | |\n",
+			connCPU[e], connCPU[m], connCPU[q], ratio(connCPU[e], connCPU[m]), ratio(connCPU[e], connCPU[q]))
+		ceil := func(s string, cores float64) float64 {
+			if connCPU[s] == 0 {
+				return 0
+			}
+			return cores * 1000 / connCPU[s]
+		}
+		// mosquitto runs one thread: one core is its ceiling.
+		fmt.Fprintf(&b, "| connects/s ceiling = cores / server CPU per connect (2 cores; mosquitto 1 thread) | %.0f | %.0f | %.0f | %s | %s | ≥ 2,000/s | %s |\n",
+			ceil(e, 2), ceil(m, 2), ceil(q, 1), ratio(ceil(e, 2), ceil(m, 2)), ratio(ceil(e, 2), ceil(q, 1)), verdict(ceil(e, 2) >= 2000)+" (estimate: server CPU only)")
+	}
 	for _, devs := range []int{1, cfg.many} {
 		if len(ing) == 0 {
 			break
@@ -213,6 +226,9 @@ func report(recs []record, cfg config, stamp time.Time) string {
 		a, bm, c := ing[fmt.Sprint(e, devs)], ing[fmt.Sprint(m, devs)], ing[fmt.Sprint(q, devs)]
 		fmt.Fprintf(&b, "| ingest msgs/s, %d device(s) | %.0f | %.0f | %.0f | %s | %s | ≥ mosquitto | %s |\n",
 			devs, a, bm, c, ratio(a, bm), ratio(a, c), verdict(a > 0 && a >= c))
+		k := func(s string) float64 { return ingCPU[fmt.Sprint(s, devs)] }
+		fmt.Fprintf(&b, "| server CPU µs/msg, %d device(s) | %.1f | %.1f | %.1f | %s | %s | | |\n",
+			devs, k(e), k(m), k(q), ratio(k(e), k(m)), ratio(k(e), k(q)))
 	}
 	if len(cold) > 0 {
 		fmt.Fprintf(&b, "| start-up cold / warm ms | %.1f / %.1f | | | | | fast | – |\n", median(cold), median(warm))
