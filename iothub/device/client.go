@@ -33,10 +33,12 @@ const (
 	StateClosed       = mqtt.StateClosed
 )
 
-// Causes the client records for connections it ended itself.
+// Causes the client reports for a connection that ended: a token renewal
+// (the engine's planned reconnect, which it reports with a nil error) and
+// a dead link (the engine's keep-alive got no PINGRESP).
 var (
 	errRenewal  = errors.New("device: planned reconnect to renew the SAS token")
-	errDeadLink = classErr(ErrConnectionLost, "device: no data from the hub within the ping timeout (dead link)", nil)
+	errDeadLink = classErr(ErrConnectionLost, "device: no answer from the hub within the ping timeout (dead link)", mqtt.ErrPingTimeout)
 )
 
 // Client is a device or module connection to IoT Hub. Create it with New,
@@ -60,10 +62,7 @@ type Client struct {
 	done     chan struct{} // closed once the client is closed
 	doneOnce sync.Once
 
-	wire     atomic.Pointer[wireConn] // the latest connection dialed
-	inflight atomic.Int64             // blocking QoS 1 Sends waiting for their PUBACK
-	c2dBusy  atomic.Bool              // a C2D handler runs: its PUBACK goes on this connection
-	gate     atomic.Pointer[chan struct{}]
+	c2dBusy atomic.Bool // a C2D handler runs: its PUBACK goes on this connection
 
 	mu          sync.Mutex
 	up          chan struct{} // closed while connected
@@ -176,6 +175,8 @@ func New(cfg Config) (*Client, error) {
 		HandlerQueue:    64, // C2D is at most 50 pending; twin and method traffic is handed off at once
 		AckAfterHandler: true,
 		OnStateChange:   c.onState,
+		OnConnect:       c.onConnect,
+		OnConnectError:  c.onConnectError,
 		Logger:          logger,
 	}
 	if c.tok != nil {
@@ -189,7 +190,6 @@ func New(cfg Config) (*Client, error) {
 	if cfg.OnDesired != nil {
 		c.spawn(c.desiredLoop)
 	}
-	c.watch()
 	return c, nil
 }
 
@@ -208,7 +208,7 @@ func (c *Client) DeviceID() string { return c.id.deviceID }
 // ModuleID returns the module id, or "" for a device identity.
 func (c *Client) ModuleID() string { return c.id.moduleID }
 
-// dial opens a connection for the engine and wraps it.
+// dial opens a connection for the engine.
 func (c *Client) dial(ctx context.Context) (net.Conn, error) {
 	nc, err := c.dialer.DialContext(ctx)
 	if err != nil {
@@ -217,27 +217,33 @@ func (c *Client) dial(ctx context.Context) (net.Conn, error) {
 		c.mu.Unlock()
 		return nil, classErr(ErrUnreachable, "device: dial", err)
 	}
-	w := newWireConn(nc, c.onConnack)
-	c.wire.Store(w)
-	return w, nil
+	return nc, nil
 }
 
-// onConnack sees the CONNACK of every connection attempt. After the first
-// Connect, a refusal of the credentials renews the token once; a second
-// one in a row stops the client with a *ConnectError (ErrUnauthorized)
-// rather than retrying forever.
-func (c *Client) onConnack(code packet.ConnackCode) {
+// onConnect sees every accepted CONNECT (the engine's OnConnect): the
+// credentials work again.
+func (c *Client) onConnect(sessionPresent bool) {
+	c.mu.Lock()
+	if c.started {
+		c.authFails = 0
+	}
+	c.mu.Unlock()
+	c.log.Debug("device: connected", "sessionPresent", sessionPresent)
+}
+
+// onConnectError sees every failed connection attempt (the engine's
+// OnConnectError). After the first Connect, a refusal of the credentials
+// renews the token once; a second one in a row stops the client with a
+// *ConnectError (ErrUnauthorized) rather than retrying forever.
+func (c *Client) onConnectError(err error) {
+	var code packet.ConnackCode
+	if !errors.As(err, &code) || !isAuthRefusal(code) {
+		return
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if !c.started {
 		return // Connect handles its own attempts
-	}
-	if code == packet.ConnackAccepted {
-		c.authFails = 0
-		return
-	}
-	if !isAuthRefusal(code) {
-		return
 	}
 	c.authFails++
 	if c.authFails == 1 && c.tok != nil && !c.tok.static {
@@ -389,45 +395,41 @@ func (c *Client) scheduleRenewal() {
 	c.mu.Unlock()
 }
 
-// drainTimeout bounds how long a renewal waits for the PUBACKs of messages
-// in flight before it disconnects (those still unacknowledged are resent).
+// drainTimeout bounds how long a renewal waits for a running C2D handler
+// before it reconnects (the message is then delivered again).
 const drainTimeout = 2 * time.Second
 
-// renew replaces the token with a planned reconnect: new sends wait, the
-// PUBACKs of those in flight and a C2D handler that is running are awaited
-// briefly (so its acknowledgement still goes out), then DISCONNECT; the
-// engine reconnects with a fresh token and resends whatever is still
-// unacknowledged. Nothing accepted is lost; a message whose PUBACK the
-// renewal overtook is delivered twice (at least once).
+// renew replaces the token with the engine's planned reconnect
+// (mqtt.Client.Reconnect): a C2D handler that is running is awaited
+// briefly, so that its acknowledgement still goes out on this connection;
+// then DISCONNECT follows what is queued, the PUBACKs the hub sends before
+// it closes are still read, and the engine reconnects at once with a fresh
+// token, resending whatever is still unacknowledged. Sends go on meanwhile
+// (the engine queues them). Nothing accepted is lost; a message whose
+// PUBACK the renewal overtook is delivered twice (at least once).
 func (c *Client) renew() {
 	c.mu.Lock()
 	live := c.connected && !c.closing
 	c.renewTimer = nil
 	c.mu.Unlock()
-	w := c.wire.Load()
-	if !live || w == nil {
+	if !live {
 		return
 	}
 	c.log.Info("device: renewing SAS token")
 	c.tok.renew()
-	gate := make(chan struct{})
-	c.gate.Store(&gate)
 	deadline := time.Now().Add(drainTimeout)
-	for (c.inflight.Load() > 0 || c.c2dBusy.Load()) && time.Now().Before(deadline) && c.ctx.Err() == nil {
+	for c.c2dBusy.Load() && time.Now().Before(deadline) && c.ctx.Err() == nil {
 		time.Sleep(2 * time.Millisecond)
 	}
-	w.end(errRenewal, true)
-	c.gate.Store(nil)
-	close(gate)
+	if err := c.mq.Reconnect(c.ctx); err != nil && c.ctx.Err() == nil && !errors.Is(err, mqtt.ErrClosed) {
+		// The engine goes on reconnecting with backoff; a refusal is
+		// handled by onConnectError.
+		c.log.Info("device: reconnect for the token renewal failed", "err", err)
+	}
 }
 
 // onState follows the engine's state changes.
 func (c *Client) onState(from, to State, err error) {
-	w := c.wire.Load()
-	var cause error
-	if w != nil {
-		cause = w.endCause()
-	}
 	reportErr := err
 	c.mu.Lock()
 	switch to {
@@ -468,9 +470,13 @@ func (c *Client) onState(from, to State, err error) {
 			}
 			uptime := time.Since(c.connectedAt)
 			c.twin.Disconnected()
-			if cause != nil {
-				reportErr = cause
-			} else if to == StateReconnecting && peerClosed(err) && uptime < c.cfg.KickWindow && c.cfg.KickLimit > 0 {
+			switch {
+			case to == StateReconnecting && err == nil:
+				// The engine's planned reconnect: only renew asks for it.
+				reportErr = errRenewal
+			case errors.Is(err, mqtt.ErrPingTimeout):
+				reportErr = errDeadLink
+			case to == StateReconnecting && peerClosed(err) && uptime < c.cfg.KickWindow && c.cfg.KickLimit > 0:
 				c.suspectKick = true
 			}
 		}
@@ -512,7 +518,6 @@ func (c *Client) failLocked(err error) {
 
 // finish releases what Close and failLocked share.
 func (c *Client) finish() {
-	c.unwatch()
 	c.cancel()
 	c.mu.Lock()
 	if c.renewTimer != nil {

@@ -114,8 +114,10 @@ type Config struct {
 	// KeepAlive is the MQTT keep-alive. Zero means DefaultKeepAlive; it is
 	// capped at 1177 s, the most IoT Hub's idle timeout honours.
 	KeepAlive time.Duration
-	// PingTimeout is how long to wait for any data after a PINGREQ before
-	// the connection is declared dead. Zero means the engine's default.
+	// PingTimeout is how long to wait for the PINGRESP after a PINGREQ
+	// before the connection is declared dead (the engine pings after three
+	// quarters of a keep-alive without data sent or received). Zero means
+	// the engine's default.
 	PingTimeout time.Duration
 	// ConnectTimeout bounds one connection attempt. Zero means
 	// mqtt.DefaultConnectTimeout.

@@ -34,17 +34,20 @@
 // After Connect returns, the client keeps the connection up until Close:
 //
 //   - It renews SAS tokens minted from a key before they expire (at 80 % of
-//     Config.TokenTTL, a little earlier at random) with a planned
-//     reconnect: new sends wait a moment, telemetry in flight is given
-//     time to be acknowledged, then it disconnects and reconnects with a
-//     fresh token. Telemetry still unacknowledged is resent (a duplicate
-//     at worst), C2D messages not yet acknowledged are redelivered by the
-//     hub, and method answers wait for the new connection.
+//     Config.TokenTTL, a little earlier at random) with the engine's
+//     planned reconnect (mqtt.Client.Reconnect): a running C2D handler is
+//     given a moment to finish, DISCONNECT follows what is queued, the
+//     acknowledgements the hub sends before it closes are still read, and
+//     the client reconnects at once with a fresh token, without backoff.
+//     Sends go on meanwhile. Telemetry still unacknowledged is resent (a
+//     duplicate at worst), C2D messages not yet acknowledged are
+//     redelivered by the hub, and method answers wait for the new
+//     connection.
 //   - It reconnects after a lost connection with exponential backoff and
 //     full jitter. A dead link is found even while the device only
-//     publishes: when nothing arrives for a keep-alive although data was
-//     sent, it pings and gives up on the connection after
-//     Config.PingTimeout.
+//     publishes: the engine pings after three quarters of a keep-alive
+//     without data received, however much it sends, and gives up on the
+//     connection after Config.PingTimeout (ErrConnectionLost).
 //   - A refused CONNECT (CONNACK 5) renews the token once; if refused again
 //     the client stops with a *ConnectError matching ErrUnauthorized. When
 //     the hub closes fresh connections again and again (another client

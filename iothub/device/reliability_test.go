@@ -223,9 +223,9 @@ func TestSecondConnectionSameIdentity(t *testing.T) {
 }
 
 // TestDeadLinkWhileOnlyPublishing: the hub stops answering while the
-// device only publishes at QoS 0 (so the engine, which pings on write
-// silence, never pings); the client still finds the dead link and
-// reconnects once the hub answers again.
+// device only publishes at QoS 0 (so its writes never leave the link
+// silent); the engine pings on silence received too, finds the dead link
+// and reconnects once the hub answers again.
 func TestDeadLinkWhileOnlyPublishing(t *testing.T) {
 	h := newTestHub(t)
 	cs := h.addDevice("dev1")
@@ -543,7 +543,7 @@ func TestMethodConcurrencyBounded(t *testing.T) {
 }
 
 // TestNoGoroutineOutlivesClose: after Close, every goroutine the client
-// started has ended (the shared watchdog too, once no client is left).
+// started has ended.
 func TestNoGoroutineOutlivesClose(t *testing.T) {
 	h := newTestHub(t)
 	cs := h.addDevice("dev1")

@@ -65,14 +65,7 @@ func (c *Client) Send(ctx context.Context, m *Message) error {
 	if err != nil {
 		return err
 	}
-	if mm.QoS == packet.QoS1 {
-		c.inflight.Add(1)
-		err = c.mq.Publish(ctx, mm)
-		c.inflight.Add(-1)
-	} else {
-		err = c.mq.Publish(ctx, mm)
-	}
-	return c.mapErr(err)
+	return c.mapErr(c.mq.Publish(ctx, mm))
 }
 
 // SendAsync queues m and returns without waiting for the acknowledgement:
@@ -98,15 +91,6 @@ func (c *Client) SendAsync(ctx context.Context, m *Message, done func(error)) er
 func (c *Client) prepare(ctx context.Context, m *Message) (*mqtt.Message, error) {
 	if m == nil {
 		return nil, classErr(ErrInvalidMessage, "device: nil message", nil)
-	}
-	if g := c.gate.Load(); g != nil {
-		// A token renewal is draining the connection: wait for it.
-		select {
-		case <-*g:
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-c.done:
-		}
 	}
 	size := len(m.Payload) + m.Properties.CountedSize()
 	if size > MaxMessageSize {
