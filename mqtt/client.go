@@ -377,7 +377,8 @@ func (c *Client) connectOn(ctx context.Context, nc net.Conn) (*conn, bool, error
 
 	// Bound the exchange by ctx (its deadline and its cancellation) with
 	// the mechanism package transport uses for its handshakes.
-	r := packet.NewReader(nc, c.cfg.MaxPacketSize)
+	src := &headReader{r: nc}
+	r := packet.NewReader(src, c.cfg.MaxPacketSize)
 	var ack packet.Connack
 	step := "mqtt: write CONNECT"
 	err = ctxio.Do(ctx, nc, func() error {
@@ -403,7 +404,7 @@ func (c *Client) connectOn(ctx context.Context, nc net.Conn) (*conn, bool, error
 	if ack.ReturnCode != packet.ConnackAccepted {
 		return nil, false, ack.ReturnCode
 	}
-	return newConn(nc, r), ack.SessionPresent, nil
+	return newConn(nc, r, src), ack.SessionPresent, nil
 }
 
 // ctxErr reports err of a step of a connection attempt bounded by ctx. When

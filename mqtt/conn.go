@@ -2,6 +2,7 @@ package mqtt
 
 import (
 	"errors"
+	"io"
 	"net"
 	"sync/atomic"
 	"time"
@@ -21,7 +22,8 @@ import (
 type conn struct {
 	nc   net.Conn
 	r    *packet.Reader
-	idle *readIdler // nil when nc has no file descriptor
+	src  *headReader // r's source: nc, after the bytes the idle reader read ahead
+	idle *readIdler  // nil when nc has no file descriptor
 
 	since    time.Time // when it was installed
 	attempts int       // reconnection attempts it took to open it (0 for Connect)
@@ -66,10 +68,52 @@ func (c *Client) releaseSlots(cn *conn) {
 	}
 }
 
-func newConn(nc net.Conn, r *packet.Reader) *conn {
+// headReader is the source of a connection's packet.Reader: the first bytes
+// of a read burst, read ahead by the idle reader into head, then the
+// connection.
+type headReader struct {
+	r      io.Reader
+	head   [8]byte
+	off, n int
+	err    error // returned once head is consumed
+}
+
+func (h *headReader) Read(p []byte) (int, error) {
+	if h.off < h.n {
+		k := copy(p, h.head[h.off:h.n])
+		h.off += k
+		return k, nil
+	}
+	if h.err != nil {
+		err := h.err
+		h.err = nil
+		return 0, err
+	}
+	return h.r.Read(p)
+}
+
+// waitHead blocks in a small read for the first bytes of the next burst,
+// for a connection without a file descriptor to wait on (TLS, WebSocket),
+// so that the reader holds no read buffer while the connection is idle:
+// the packet.Reader takes one from the pool only when data has arrived.
+func (h *headReader) waitHead() error {
+	n, err := h.r.Read(h.head[:])
+	h.off, h.n = 0, n
+	if n == 0 {
+		if err == nil {
+			return nil // a zero-byte read: Next reads again
+		}
+		return err
+	}
+	h.err = err
+	return nil
+}
+
+func newConn(nc net.Conn, r *packet.Reader, src *headReader) *conn {
 	return &conn{
 		nc:         nc,
 		r:          r,
+		src:        src,
 		idle:       newReadIdler(nc),
 		wake:       make(chan struct{}, 1),
 		space:      make(chan struct{}, 1),
@@ -325,12 +369,18 @@ func (c *Client) readLoop(cn *conn) error {
 		} else if cn.freeSlots >= cap(c.sem)/4 {
 			c.releaseSlots(cn)
 		}
-		if cn.idle != nil && cn.r.Buffered() == 0 {
+		if cn.r.Buffered() == 0 {
 			// Nothing buffered: give the read buffer back and wait for
-			// data without one. This replaces the read that would
-			// return EAGAIN, so it costs no extra system call.
+			// data without one. On a socket this replaces the read that
+			// would return EAGAIN, so it costs no extra system call; on
+			// TLS and WebSocket a small read takes the burst's first
+			// bytes (the rest stays in their own buffers for Next).
 			cn.r.Release()
-			if err := cn.idle.wait(); err != nil {
+			if cn.idle != nil {
+				if err := cn.idle.wait(); err != nil {
+					return err
+				}
+			} else if err := cn.src.waitHead(); err != nil {
 				return err
 			}
 		}

@@ -22,7 +22,9 @@
 // buffer and writes it with a single Write call, so a burst of messages
 // costs one system call; it flushes only what is queued and never waits for
 // more. When the queue is empty it returns the buffer to a pool, so an idle
-// connection keeps no write buffer. A third goroutine, started with the
+// connection keeps no write buffer; nor a read buffer: between bursts the
+// reader returns its buffer and waits for the socket to become readable
+// (TCP on Linux) or in a read of a few bytes (TLS, WebSocket). A third goroutine, started with the
 // first received message, runs handlers. The reader hands the messages of
 // one read burst to it together and sends their PUBACKs in one write (by
 // itself when nothing else is queued, sparing the writer a wake-up). A

@@ -8,8 +8,9 @@ import (
 
 // readIdler lets the reader wait for the socket to become readable without
 // holding a read buffer, so an idle connection keeps no 4 KiB buffer. It
-// works on connections that expose their file descriptor (TCP); for others
-// (TLS, WebSocket) the reader simply blocks in Read.
+// works on connections that expose their file descriptor (TCP); on others
+// (TLS, WebSocket) the reader blocks in a read of a few bytes instead (see
+// headReader.waitHead).
 type readIdler struct {
 	rc     syscall.RawConn
 	called bool
