@@ -88,9 +88,14 @@ type Client struct {
 	storeWake     chan struct{} // cap 1
 	storeDone     chan struct{} // closed when the store goroutine returns
 
-	deliverOnce sync.Once
 	queue       chan *Message
-	deliverDone chan struct{} // closed when the delivery goroutine returns, or by Close if it never started
+	deliverFn   func() // deliverLoop, as a value made once
+	deliverOnce sync.Once
+	deliverDone chan struct{} // closed once delivery stopped (Close) and the queue is drained
+
+	dmu            sync.Mutex // guards the two fields below
+	delivering     bool       // the delivery goroutine is running
+	deliverStopped bool       // Close stopped delivery: no goroutine starts
 }
 
 // route is a subscription: a filter, its requested QoS and its handler.
@@ -153,6 +158,7 @@ func NewClient(cfg Config) (*Client, error) {
 		storeWake:   make(chan struct{}, 1),
 		storeDone:   make(chan struct{}),
 	}
+	c.deliverFn = c.deliverLoop
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
 	}
@@ -851,9 +857,8 @@ func (c *Client) Close(ctx context.Context) error {
 	for _, f := range fail {
 		f(ErrClosed)
 	}
-	// No reader is left to start the delivery goroutine: if none was
-	// started, mark it as done.
-	c.deliverOnce.Do(c.closeDeliverDone)
+	// No reader is left to start the delivery goroutine: stop it.
+	c.stopDelivery()
 	if !c.inHandler.Load() {
 		// A handler running now is not waited for: the delivery
 		// goroutine ends once it returned and the queue is drained.

@@ -14,12 +14,13 @@ import (
 // It reports whether m was queued: false when Close stopped the wait and m
 // was dropped, which must then not be acknowledged.
 func (c *Client) deliver(cn *conn, m *Message) bool {
-	c.deliverOnce.Do(c.startDelivery)
 	select {
 	case c.queue <- m:
+		c.kickDelivery()
 		return true
 	default:
 	}
+	c.kickDelivery() // the queue is full: its goroutine is running
 	// About to wait: send the acknowledgements of the messages already
 	// queued, and return the slots already freed.
 	c.flushAcks(cn)
@@ -36,33 +37,65 @@ func (c *Client) deliver(cn *conn, m *Message) bool {
 	}
 }
 
-func (c *Client) startDelivery() {
+// kickDelivery starts the delivery goroutine unless it is running (or
+// Close stopped delivery). The goroutine returns when it finds the queue
+// empty, so an idle connection keeps no goroutine (and no stack) for
+// handlers; the check and the exit are made under dmu, after which a
+// message queued before this call is seen by the running goroutine or
+// starts a new one, so none is left behind and handlers still run one at a
+// time, in order.
+func (c *Client) kickDelivery() {
+	c.dmu.Lock()
+	if c.delivering || c.deliverStopped {
+		c.dmu.Unlock()
+		return
+	}
+	c.delivering = true
+	c.dmu.Unlock()
 	c.mu.Lock()
 	c.live++
 	c.mu.Unlock()
-	go c.deliverLoop()
+	go c.deliverFn() // a method value made once: no allocation per start
+}
+
+// stopDelivery is called by Close once no reader is left: no delivery
+// goroutine starts any more, and deliverDone is closed now if none runs
+// (else by that goroutine once it has drained the queue).
+func (c *Client) stopDelivery() {
+	c.dmu.Lock()
+	c.deliverStopped = true
+	running := c.delivering
+	c.dmu.Unlock()
+	if !running {
+		c.deliverOnce.Do(c.closeDeliverDone)
+	}
 }
 
 // deliverLoop is the delivery goroutine: it runs handlers one message at a
-// time, in arrival order. After Close it delivers what is already queued
-// and returns.
+// time, in arrival order, and returns when the queue is empty (see
+// kickDelivery). After Close it delivers what is already queued and
+// closes deliverDone.
 func (c *Client) deliverLoop() {
 	defer c.exited()
-	defer close(c.deliverDone)
 	for {
 		select {
 		case m := <-c.queue:
 			c.dispatch(m)
-		case <-c.closeCh:
-			for {
-				select {
-				case m := <-c.queue:
-					c.dispatch(m)
-				default:
-					return
-				}
-			}
+			continue
+		default:
 		}
+		c.dmu.Lock()
+		if len(c.queue) > 0 {
+			c.dmu.Unlock()
+			continue
+		}
+		c.delivering = false
+		stopped := c.deliverStopped
+		c.dmu.Unlock()
+		if stopped {
+			c.deliverOnce.Do(c.closeDeliverDone)
+		}
+		return
 	}
 }
 

@@ -1,8 +1,10 @@
 package mqtt_test
 
 import (
+	"bytes"
 	"context"
 	"net"
+	"runtime"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -113,6 +115,43 @@ func TestIdleReadHoldsNoBuffer(t *testing.T) {
 			}
 		case <-time.After(testTimeout):
 			t.Fatalf("%q not delivered", want)
+		}
+	}
+}
+
+// TestIdleNoDeliveryGoroutine checks that the goroutine running handlers
+// returns once the handler queue is empty, so that an idle connection
+// keeps only its reader and writer, and that it starts again, in order,
+// for the next messages.
+func TestIdleNoDeliveryGoroutine(t *testing.T) {
+	fb := newFakeBroker(t)
+	got := make(chan string, 16)
+	_, fc := fakeClient(t, fb, mqtt.Config{OnMessage: func(m *mqtt.Message) { got <- string(m.Payload) }})
+	deliveryRuns := func() bool {
+		buf := make([]byte, 1<<20)
+		return bytes.Contains(buf[:runtime.Stack(buf, true)], []byte("mqtt.(*Client).deliverLoop"))
+	}
+	for round := range 3 {
+		for i := range 3 {
+			fc.send(&packet.Publish{Topic: []byte("t"), Payload: []byte{byte('a' + 3*round + i)}})
+		}
+		for i := range 3 {
+			want := string(rune('a' + 3*round + i))
+			select {
+			case m := <-got:
+				if m != want {
+					t.Fatalf("round %d: got %q, want %q", round, m, want)
+				}
+			case <-time.After(testTimeout):
+				t.Fatalf("round %d: message %q not delivered", round, want)
+			}
+		}
+		deadline := time.Now().Add(testTimeout)
+		for deliveryRuns() {
+			if time.Now().After(deadline) {
+				t.Fatalf("round %d: the delivery goroutine outlives an empty queue", round)
+			}
+			time.Sleep(2 * time.Millisecond)
 		}
 	}
 }
