@@ -3,11 +3,13 @@ package emulator
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"iter"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/hubwire/hubwire/iothub"
@@ -223,7 +225,7 @@ func (t *telemetry) append(msgs []*Message) error {
 	}
 	recs := make([][]byte, len(msgs))
 	for i, m := range msgs {
-		recs[i], _ = json.Marshal(m) // strings, bytes and maps of strings always marshal
+		recs[i] = appendRecord(nil, m)
 	}
 	first, err := t.log.Append(recs...)
 	if err != nil {
@@ -238,10 +240,105 @@ func (t *telemetry) append(msgs []*Message) error {
 	return nil
 }
 
+// recordV1 marks the binary record format: after this byte, uvarint
+// length-prefixed device id, module id and body, then the system and the
+// application properties, each a uvarint count of length-prefixed key and
+// value pairs. Records written as JSON (starting '{') are read too.
+const recordV1 = 1
+
+// appendRecord appends m's record (without sequence number and enqueued
+// time, which the log keeps). It is the hot path of ingest, so it avoids
+// encoding/json's reflection.
+func appendRecord(dst []byte, m *Message) []byte {
+	n := 16 + len(m.DeviceID) + len(m.ModuleID) + len(m.Body)
+	for k, v := range m.SystemProperties {
+		n += 4 + len(k) + len(v)
+	}
+	for k, v := range m.Properties {
+		n += 4 + len(k) + len(v)
+	}
+	dst = slices.Grow(dst, n)
+	dst = append(dst, recordV1)
+	dst = appendBytes(dst, m.DeviceID)
+	dst = appendBytes(dst, m.ModuleID)
+	dst = appendBytes(dst, m.Body)
+	for _, props := range []map[string]string{m.SystemProperties, m.Properties} {
+		dst = binary.AppendUvarint(dst, uint64(len(props)))
+		for k, v := range props {
+			dst = appendBytes(dst, k)
+			dst = appendBytes(dst, v)
+		}
+	}
+	return dst
+}
+
+func appendBytes[T ~string | ~[]byte](dst []byte, s T) []byte {
+	dst = binary.AppendUvarint(dst, uint64(len(s)))
+	return append(dst, s...)
+}
+
+// errCorruptRecord is returned for a record that does not decode.
+var errCorruptRecord = errors.New("emulator: corrupt telemetry record")
+
+// parseRecord decodes appendRecord's format.
+func parseRecord(b []byte) (Message, error) {
+	var m Message
+	b = b[1:]
+	next := func() ([]byte, bool) {
+		n, w := binary.Uvarint(b)
+		if w <= 0 || n > uint64(len(b)-w) {
+			return nil, false
+		}
+		v := b[w : w+int(n)]
+		b = b[w+int(n):]
+		return v, true
+	}
+	f := make([][]byte, 3)
+	for i := range f {
+		v, ok := next()
+		if !ok {
+			return Message{}, errCorruptRecord
+		}
+		f[i] = v
+	}
+	m.DeviceID, m.ModuleID, m.Body = string(f[0]), string(f[1]), slices.Clone(f[2])
+	for i := range 2 {
+		n, w := binary.Uvarint(b)
+		if w <= 0 || n > uint64(len(b)) {
+			return Message{}, errCorruptRecord
+		}
+		b = b[w:]
+		props := make(map[string]string, n)
+		for range n {
+			k, ok1 := next()
+			v, ok2 := next()
+			if !ok1 || !ok2 {
+				return Message{}, errCorruptRecord
+			}
+			props[string(k)] = string(v)
+		}
+		if i == 0 {
+			m.SystemProperties = props
+		} else {
+			m.Properties = props
+		}
+	}
+	if len(b) != 0 {
+		return Message{}, errCorruptRecord
+	}
+	return m, nil
+}
+
 // decode turns a log record into a Message.
 func decodeRecord(r eventlog.Record) (Message, error) {
 	var m Message
-	if err := json.Unmarshal(r.Data, &m); err != nil {
+	var err error
+	if len(r.Data) > 0 && r.Data[0] == recordV1 {
+		m, err = parseRecord(r.Data)
+	} else {
+		err = json.Unmarshal(r.Data, &m)
+	}
+	if err != nil {
 		return Message{}, fmt.Errorf("emulator: telemetry record %d: %w", r.Seq, err)
 	}
 	m.SequenceNumber = int64(r.Seq)
