@@ -441,6 +441,10 @@ func (c *Client) install(cn *conn, sessionPresent bool) error {
 	}
 	c.cur = cn
 	cn.since = time.Now()
+	cn.writeFn = func() { c.writeLoop(cn) }
+	if ka := c.cfg.KeepAlive; ka > 0 {
+		cn.ka = time.AfterFunc(pingAfter(ka), func() { c.keepAlive(cn) })
+	}
 	if !sessionPresent {
 		clear(c.rx2)
 		c.resubscribeLocked(cn)
@@ -454,7 +458,6 @@ func (c *Client) install(cn *conn, sessionPresent bool) error {
 
 	// Start the goroutines before reporting the new state, so that the
 	// callback may use the connection (subscribe, publish and wait).
-	go c.writeLoop(cn)
 	go c.run(cn, runDone)
 	for _, f := range completed {
 		f(nil)
@@ -712,6 +715,10 @@ func (c *Client) teardown(cn *conn, cause error) bool {
 		cause = nil // a requested change (Reconnect reported it)
 	}
 	close(cn.done)
+	cn.dead = true // no writer starts any more
+	if cn.ka != nil {
+		cn.ka.Stop()
+	}
 	if cn.wbuf != nil {
 		putBuf(cn.wbuf)
 		cn.wbuf = nil
@@ -737,7 +744,7 @@ func (c *Client) teardown(cn *conn, cause error) bool {
 	c.mu.Unlock()
 	c.kickClose()
 	cn.nc.Close()
-	<-cn.writerDone
+	cn.writers.Wait()
 	for _, pe := range fail {
 		if pe.req != nil {
 			close(pe.req)

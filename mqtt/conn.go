@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -35,10 +36,15 @@ type conn struct {
 	planned *replan // Reconnect queued the DISCONNECT: reconnect at once
 	err     error   // why the writer closed nc, if it did
 
-	wake       chan struct{} // cap 1: wbuf became non-empty or closing was set
-	space      chan struct{} // cap 1: the writer took wbuf
-	done       chan struct{} // closed by teardown
-	writerDone chan struct{} // closed when writeLoop returns
+	writerOn bool           // the writer goroutine runs
+	dead     bool           // torn down: no writer starts any more
+	pingAt   time.Duration  // when the outstanding PINGREQ was queued, since t0
+	ka       *time.Timer    // runs keepAlive; nil without keep-alive
+	writers  sync.WaitGroup // the writer goroutine, waited for by teardown
+	writeFn  func()         // writeLoop(cn), made once
+
+	space chan struct{} // cap 1: the writer took wbuf
+	done  chan struct{} // closed by teardown
 
 	// Owned by the goroutine that set writing (see writeOwned).
 	t0          time.Time    // set by newConn; lastWrite counts from it
@@ -111,15 +117,13 @@ func (h *headReader) waitHead() error {
 
 func newConn(nc net.Conn, r *packet.Reader, src *headReader) *conn {
 	return &conn{
-		nc:         nc,
-		r:          r,
-		src:        src,
-		idle:       newReadIdler(nc),
-		wake:       make(chan struct{}, 1),
-		space:      make(chan struct{}, 1),
-		done:       make(chan struct{}),
-		writerDone: make(chan struct{}),
-		t0:         time.Now(),
+		nc:    nc,
+		r:     r,
+		src:   src,
+		idle:  newReadIdler(nc),
+		space: make(chan struct{}, 1),
+		done:  make(chan struct{}),
+		t0:    time.Now(),
 	}
 }
 
@@ -143,10 +147,7 @@ func (c *Client) reserveLocked(cn *conn, n int) *[]byte {
 	if bp == nil {
 		bp = bufpool.Get(max(n, minWriteBuf))
 		cn.wbuf = bp
-		select {
-		case cn.wake <- struct{}{}:
-		default:
-		}
+		c.wakeWriterLocked(cn)
 	} else if cap(*bp)-len(*bp) < n {
 		nb := bufpool.Get(2*len(*bp) + n)
 		*nb = append(*nb, *bp...)
@@ -227,128 +228,134 @@ func (c *Client) sendAck(cn *conn, t packet.Type, id packet.ID) {
 // the write takes.
 func pingAfter(ka time.Duration) time.Duration { return ka - ka/4 }
 
-// writeLoop is the connection's writer goroutine. It also runs the
-// keep-alive: when it has written nothing, or the reader has received
-// nothing, for three quarters of the keep-alive interval it queues a
-// PINGREQ, and it closes the connection when the PINGRESP does not arrive
-// within PingTimeout. The second rule finds a dead link while the client
-// only publishes: its writes keep the first rule quiet, and a link that went
-// black shows only as silence from the broker (a QoS 0 publisher gets no
-// acknowledgements, so any silence counts).
-func (c *Client) writeLoop(cn *conn) {
-	defer close(cn.writerDone)
-	var idleTimer, pingTimer *time.Timer
-	var idleC, pingC <-chan time.Time
-	ka := c.cfg.KeepAlive
-	silence := pingAfter(ka)
-	if ka > 0 {
-		idleTimer = time.NewTimer(silence)
-		defer idleTimer.Stop()
-		idleC = idleTimer.C
-		pingTimer = time.NewTimer(time.Hour)
-		pingTimer.Stop()
-		defer pingTimer.Stop()
-		pingC = pingTimer.C
+// keepAlive is the connection's keep-alive, run by its timer (cn.ka): when
+// nothing has been written, or nothing received, for three quarters of the
+// keep-alive interval it queues a PINGREQ, and it closes the connection
+// when the PINGRESP does not arrive within PingTimeout. The second rule
+// finds a dead link while the client only publishes: its writes keep the
+// first rule quiet, and a link that went black shows only as silence from
+// the broker (a QoS 0 publisher gets no acknowledgements, so any silence
+// counts). The timer is not reset per write, which would cost more than
+// the write: when it fires it checks the silence since the last write or
+// read (cn.lastWrite and cn.lastRead, from cn.t0 just after the CONNACK
+// before the first), whichever is older, and waits for the rest. A timer
+// rather than a goroutine: an idle connection keeps no writer stack.
+func (c *Client) keepAlive(cn *conn) {
+	silence, pt := pingAfter(c.cfg.KeepAlive), c.cfg.PingTimeout
+	c.mu.Lock()
+	if cn.dead {
+		c.mu.Unlock()
+		return
 	}
-	// The write deadline is moved at most once per half keep-alive, not per
-	// Write (setting a deadline costs far more than reading the clock): a
-	// Write always has at least writeTimeout minus half the keep-alive,
-	// more than the PING timeout, to complete (see writeOwned). The idle
-	// timer is not reset per write, which would cost more than the write:
-	// when it fires it checks the silence since the last write or read
-	// (cn.lastWrite and cn.lastRead, from cn.t0 just after the CONNACK
-	// before the first), whichever is older, and waits for the rest.
-	for {
-		select {
-		case <-cn.wake:
-		case now := <-idleC:
-			last := min(cn.lastWrite.Load(), cn.lastRead.Load())
-			if idle := now.Sub(cn.t0) - time.Duration(last); idle < silence {
-				idleTimer.Reset(silence - idle)
-				continue
-			}
-			idleTimer.Reset(silence)
-			if cn.pingOut.Load() && !cn.stalled.Load() {
-				continue // the ping timer decides
-			}
-			// When the reader is stalled (handlers are behind) the
-			// PINGRESP may sit unread: ping again anyway, so the broker
-			// keeps hearing from us within its keep-alive.
-			c.mu.Lock()
-			if c.liveLocked(cn) {
-				bp := c.reserveLocked(cn, 2)
-				*bp, _ = (&packet.Pingreq{}).AppendBinary(*bp) // never fails
-				cn.pingOut.Store(true)
-				pingTimer.Reset(c.cfg.PingTimeout)
+	since := time.Since(cn.t0)
+	pingOut, stalled := cn.pingOut.Load(), cn.stalled.Load()
+	if pingOut && since-cn.pingAt >= pt {
+		if !stalled {
+			if cn.err == nil {
+				cn.err = ErrPingTimeout
 			}
 			c.mu.Unlock()
-		case <-pingC:
-			if !cn.pingOut.Load() {
-				continue
-			}
-			if cn.stalled.Load() {
-				// We are not reading (handlers are behind): the PINGRESP
-				// may be sitting in the socket. Wait again.
-				pingTimer.Reset(c.cfg.PingTimeout)
-				continue
-			}
-			c.mu.Lock()
-			cn.err = ErrPingTimeout
-			c.mu.Unlock()
-			cn.nc.Close()
-			return
-		case <-cn.done:
+			cn.nc.Close() // the reader's read fails: teardown
 			return
 		}
-		for {
-			c.mu.Lock()
-			if cn.writing {
-				// The reader is writing acknowledgements itself; it
-				// wakes us when it is done and more is queued.
-				c.mu.Unlock()
-				break
-			}
-			bp, closing := cn.wbuf, cn.closing
-			cn.wbuf = nil
-			cn.writing = bp != nil
+		// We are not reading (handlers are behind): the PINGRESP may
+		// be sitting in the socket. Wait again.
+		cn.pingAt = since
+	}
+	idle := since - time.Duration(min(cn.lastWrite.Load(), cn.lastRead.Load()))
+	next := silence - idle
+	if idle >= silence {
+		next = silence
+		// When the reader is stalled the PINGRESP may sit unread: ping
+		// again anyway, so the broker keeps hearing from us within its
+		// keep-alive. Otherwise an outstanding ping decides.
+		if (!pingOut || stalled) && c.liveLocked(cn) {
+			bp := c.reserveLocked(cn, 2)
+			*bp, _ = (&packet.Pingreq{}).AppendBinary(*bp) // never fails
+			cn.pingOut.Store(true)
+			cn.pingAt = since
+		}
+	}
+	if cn.pingOut.Load() {
+		next = min(next, max(cn.pingAt+pt-since, time.Millisecond))
+	}
+	cn.ka.Reset(next)
+	c.mu.Unlock()
+}
+
+// wakeWriterLocked starts the writer goroutine for what is queued on cn
+// unless it runs, the reader is writing (it hands over when done) or the
+// connection is torn down.
+func (c *Client) wakeWriterLocked(cn *conn) {
+	if cn.writerOn || cn.writing || cn.dead {
+		return
+	}
+	cn.writerOn = true
+	cn.writers.Add(1)
+	go cn.writeFn() // a function value made once per connection: no allocation
+}
+
+// writeLoop is the connection's writer goroutine, started when output is
+// queued (wakeWriterLocked). It writes what is queued, one buffer per
+// Write, until the queue is empty, then returns: an idle connection keeps
+// no writer goroutine. After DISCONNECT it closes the connection, or, for
+// Reconnect, lets the reader read until the broker closes it. The write
+// deadline is moved at most once per half keep-alive, not per Write
+// (setting a deadline costs far more than reading the clock): a Write
+// always has at least writeTimeout minus half the keep-alive, more than
+// the PING timeout, to complete (see writeOwned).
+func (c *Client) writeLoop(cn *conn) {
+	defer cn.writers.Done()
+	for {
+		c.mu.Lock()
+		if cn.writing {
+			// The reader is writing acknowledgements itself; it
+			// starts us again when it is done and more is queued.
+			cn.writerOn = false
 			c.mu.Unlock()
-			if bp == nil {
-				if closing {
-					c.mu.Lock()
-					planned := cn.planned != nil
-					c.mu.Unlock()
-					if planned {
-						// Reconnect: the broker closes the connection
-						// on DISCONNECT [MQTT-3.14.4-1]; read the
-						// acknowledgements it sent before, up to the
-						// ping timeout, then the reader tears down.
-						_ = cn.nc.SetReadDeadline(time.Now().Add(c.cfg.PingTimeout))
-						return
-					}
-					cn.nc.Close()
-					return
-				}
-				break
+			return
+		}
+		bp, closing := cn.wbuf, cn.closing
+		cn.wbuf = nil
+		cn.writing = bp != nil
+		if bp == nil {
+			cn.writerOn = false
+			planned := cn.planned != nil
+			c.mu.Unlock()
+			switch {
+			case closing && planned:
+				// Reconnect: the broker closes the connection on
+				// DISCONNECT [MQTT-3.14.4-1]; read the
+				// acknowledgements it sent before, up to the ping
+				// timeout, then the reader tears down.
+				_ = cn.nc.SetReadDeadline(time.Now().Add(c.cfg.PingTimeout))
+			case closing:
+				cn.nc.Close()
 			}
-			select {
-			case cn.space <- struct{}{}:
-			default:
-			}
-			var err error
-			if len(*bp) > 0 {
-				err = c.writeOwned(cn, *bp)
-			}
-			putBuf(bp)
-			c.mu.Lock()
-			cn.writing = false
-			if err != nil && cn.err == nil {
+			return
+		}
+		c.mu.Unlock()
+		select {
+		case cn.space <- struct{}{}:
+		default:
+		}
+		var err error
+		if len(*bp) > 0 {
+			err = c.writeOwned(cn, *bp)
+		}
+		putBuf(bp)
+		c.mu.Lock()
+		cn.writing = false
+		if err != nil {
+			if cn.err == nil {
 				cn.err = err
 			}
-			c.mu.Unlock()
-			if err != nil {
-				cn.nc.Close()
-				return
-			}
+			cn.writerOn = false
+		}
+		c.mu.Unlock()
+		if err != nil {
+			cn.nc.Close()
+			return
 		}
 	}
 }
@@ -486,10 +493,7 @@ func (c *Client) flushAcks(cn *conn) {
 			cn.err = err
 		}
 		if cn.wbuf != nil {
-			select { // queued while we wrote: the writer's turn
-			case cn.wake <- struct{}{}:
-			default:
-			}
+			c.wakeWriterLocked(cn) // queued while we wrote: the writer's turn
 		}
 		if err != nil {
 			c.mu.Unlock()

@@ -14,22 +14,25 @@
 //
 // # Goroutines and buffers
 //
-// A connection has two goroutines. The reader decodes packets from the
-// stream without copying (packet.Reader), completes acknowledgements and
-// copies received messages out of its buffer into pooled Messages. The
-// writer owns the socket's write side: publishers encode packets straight
-// into a shared pending buffer under a mutex, and the writer takes the whole
-// buffer and writes it with a single Write call, so a burst of messages
-// costs one system call; it flushes only what is queued and never waits for
-// more. When the queue is empty it returns the buffer to a pool, so an idle
-// connection keeps no write buffer; nor a read buffer: between bursts the
-// reader returns its buffer and waits for the socket to become readable
-// (TCP on Linux) or in a read of a few bytes (TLS, WebSocket). A third goroutine, started with the
-// first received message, runs handlers. The reader hands the messages of
-// one read burst to it together and sends their PUBACKs in one write (by
-// itself when nothing else is queued, sparing the writer a wake-up). A
-// fourth goroutine, started with the first acknowledgement of a QoS 1 or 2
-// publish, runs the Store calls the reader must not wait for (see Store).
+// A connection has a reader goroutine, and a writer goroutine while it has
+// output. The reader decodes packets from the stream without copying
+// (packet.Reader), completes acknowledgements and copies received messages
+// out of its buffer into pooled Messages. The writer owns the socket's
+// write side: publishers encode packets straight into a shared pending
+// buffer under a mutex, and the writer, started when the buffer becomes
+// non-empty, takes the whole buffer and writes it with a single Write call,
+// so a burst of messages costs one system call; it flushes only what is
+// queued, never waits for more, and returns once the queue is empty. The
+// keep-alive is a timer, not a goroutine. When the queue is empty the
+// buffer goes back to a pool, so an idle connection keeps no write buffer;
+// nor a read buffer: between bursts the reader returns its buffer and
+// waits for the socket to become readable (TCP on Linux) or in a read of a
+// few bytes (TLS, WebSocket). A third goroutine, started when a received
+// message is queued and returning when the queue is empty, runs handlers.
+// The reader hands the messages of one read burst to it together and sends
+// their PUBACKs in one write (by itself when nothing else is queued,
+// sparing the writer a start). A fourth goroutine, started with the first
+// acknowledgement of a QoS 1 or 2 publish, runs the Store calls the reader must not wait for (see Store).
 // Steady-state publishing and receiving allocate nothing per message.
 //
 // # Delivery and back-pressure

@@ -155,3 +155,44 @@ func TestIdleNoDeliveryGoroutine(t *testing.T) {
 		}
 	}
 }
+
+// TestIdleNoWriterGoroutine checks that the writer goroutine returns once
+// the queue is written, so that an idle connection keeps only its reader,
+// while publishes still leave and the keep-alive (a timer) keeps the
+// connection up.
+func TestIdleNoWriterGoroutine(t *testing.T) {
+	fb := newFakeBroker(t)
+	var states stateLog
+	c, fc := fakeClient(t, fb, mqtt.Config{KeepAlive: time.Second, OnStateChange: states.record})
+	fc.autoAck() // answers PUBLISH and PINGREQ
+	writerRuns := func() bool {
+		buf := make([]byte, 1<<20)
+		return bytes.Contains(buf[:runtime.Stack(buf, true)], []byte("mqtt.(*Client).writeLoop"))
+	}
+	waitNoWriter := func(what string) {
+		t.Helper()
+		deadline := time.Now().Add(testTimeout)
+		for writerRuns() {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: the writer goroutine outlives an empty queue", what)
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+		if n := states.count(mqtt.StateReconnecting); n != 0 {
+			t.Fatalf("%s: the connection was lost", what)
+		}
+	}
+	waitNoWriter("after CONNECT")
+	for i := range 3 {
+		if err := c.Publish(ctxT(t), &mqtt.Message{Topic: []byte("w"), QoS: packet.QoS1, Payload: []byte{byte('0' + i)}}); err != nil {
+			t.Fatal(err)
+		}
+		waitNoWriter("after a publish")
+	}
+	// Two keep-alive periods: pings leave and are answered.
+	time.Sleep(2 * time.Second)
+	waitNoWriter("after the pings")
+	if st := c.State(); st != mqtt.StateConnected {
+		t.Fatalf("state %v, want connected", st)
+	}
+}
