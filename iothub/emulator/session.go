@@ -85,7 +85,37 @@ type session struct {
 	batch     []*Message
 	batchAcks []packet.ID
 	pub       packet.Publish
+	rec       []byte // encode buffer for telemetry records (the log copies)
+
+	// Telemetry in the log but not yet acknowledged (see flushTelemetry):
+	// the reader hands batches to the log with AppendAsync and keeps
+	// reading; the log's callbacks move a durable batch's PUBACKs to ready,
+	// and ackWriter writes them, in order, through write.
+	amu       sync.Mutex
+	acond     *sync.Cond
+	pendIDs   []packet.ID // PUBACK ids of batches not yet durable, in order
+	pendB     []pendBatch // those batches, in order
+	ready     []packet.ID // PUBACK ids durable and not yet written
+	readyMsgs int         // messages behind ready
+	spare     []packet.ID
+	unacked   int  // messages handed to the log and not yet acknowledged
+	unackedB  int  // their record bytes
+	writing   bool // an ackWriter goroutine runs
+	storeErr  error
+	recDone   func(uint64, error)
+	batchDone func(uint64, error)
 }
+
+// pendBatch is one batch handed to the log: its PUBACK count, messages and
+// record bytes.
+type pendBatch struct{ ids, msgs, bytes int }
+
+// Bounds of telemetry handed to the log and not yet acknowledged, per
+// connection: the reader waits above them, so memory stays bounded.
+const (
+	maxUnackedMsgs  = 4096
+	maxUnackedBytes = 8 << 20
+)
 
 func (s *session) lastActivity() time.Time { return time.Unix(0, s.lastAct.Load()).UTC() }
 
@@ -339,9 +369,16 @@ func violate(reason string) error { return &violation{reason: reason} }
 func (s *session) handle(f packet.Frame) error {
 	s.lastAct.Store(s.h.now().UnixNano())
 	t := f.Type()
-	if t != packet.TypePublish && len(s.batch) > 0 {
+	if t != packet.TypePublish {
 		if err := s.flushTelemetry(); err != nil {
 			return err
+		}
+		// Replies leave in the order of the requests: the telemetry's
+		// PUBACKs before a PINGRESP, SUBACK or UNSUBACK.
+		if t != packet.TypePuback {
+			if err := s.waitAcked(); err != nil {
+				return err
+			}
 		}
 	}
 	switch t {
@@ -416,10 +453,11 @@ func (s *session) onPublish(p *packet.Publish) error {
 	}
 	// PUBACKs leave in the order of the PUBLISHes [MQTT-4.6.0-2]: the
 	// batched telemetry is acknowledged before anything else.
-	if len(s.batch) > 0 && p.QoS == packet.QoS1 {
-		if err := s.flushTelemetry(); err != nil {
-			return err
-		}
+	if err := s.flushTelemetry(); err != nil {
+		return err
+	}
+	if err := s.waitAcked(); err != nil {
+		return err
 	}
 	switch route.Kind {
 	case iothub.RouteTwinGet, iothub.RouteTwinPatchReported:
@@ -443,28 +481,158 @@ func (s *session) ackNow(p *packet.Publish) error {
 	if p.QoS != packet.QoS1 {
 		return nil
 	}
+	if err := s.waitAcked(); err != nil {
+		return err
+	}
 	return s.writePacket(&packet.Puback{ID: p.ID})
 }
 
-// flushTelemetry makes the batched telemetry durable (one group commit)
-// and then acknowledges the QoS 1 messages among it, in order.
+// flushTelemetry hands the batched telemetry to the log without waiting
+// (AppendAsync; the log group-commits it with whatever else is pending) so
+// the reader can go on reading while it becomes durable. The QoS 1
+// PUBACKs among it are sent, in order, only once the whole batch is durable
+// (onBatchDurable, ackWriter). The reader waits while more than
+// maxUnackedMsgs or maxUnackedBytes are outstanding.
 func (s *session) flushTelemetry() error {
 	batch, acks := s.batch, s.batchAcks
 	s.batch, s.batchAcks = s.batch[:0], s.batchAcks[:0]
-	if err := s.h.telemetry.append(batch); err != nil {
-		s.log.Error("telemetry not stored; closing so the device sends it again", "err", err)
-		return violate("telemetry store failed")
-	}
-	clear(batch)
-	if len(acks) == 0 {
+	if len(batch) == 0 {
 		return nil
 	}
-	return s.write(func(b []byte) []byte {
-		for _, id := range acks {
-			b = append(b, 0x40, 2, byte(id>>8), byte(id))
+	if s.acond == nil {
+		s.acond = sync.NewCond(&s.amu)
+		s.recDone = s.onRecordDurable
+		s.batchDone = s.onBatchDurable
+	}
+	size := 0
+	s.amu.Lock()
+	for s.storeErr == nil && s.unacked > 0 && (s.unacked+len(batch) > maxUnackedMsgs || s.unackedB > maxUnackedBytes) {
+		s.acond.Wait()
+	}
+	if err := s.storeErr; err != nil {
+		s.amu.Unlock()
+		clear(batch)
+		return err
+	}
+	s.pendIDs = append(s.pendIDs, acks...)
+	s.pendB = append(s.pendB, pendBatch{ids: len(acks), msgs: len(batch)})
+	s.unacked += len(batch)
+	s.amu.Unlock()
+	tl := s.h.telemetry.log
+	for i, m := range batch {
+		s.rec = appendRecord(s.rec[:0], m)
+		size += len(s.rec)
+		done := s.recDone
+		if i == len(batch)-1 {
+			s.amu.Lock()
+			s.pendB[len(s.pendB)-1].bytes = size
+			s.unackedB += size
+			s.amu.Unlock()
+			done = s.batchDone
 		}
-		return b
-	})
+		tl.AppendAsync(s.rec, done)
+	}
+	if cap(s.rec) > 64<<10 {
+		s.rec = nil
+	}
+	clear(batch)
+	return nil
+}
+
+// onRecordDurable is the log's callback for a record that is not the last
+// of its batch: it only notes a failure.
+func (s *session) onRecordDurable(_ uint64, err error) {
+	if err != nil {
+		s.amu.Lock()
+		s.failStoreLocked(err)
+		s.amu.Unlock()
+	}
+}
+
+// failStoreLocked records a failed store once and closes the connection
+// so the device sends its unacknowledged telemetry again.
+func (s *session) failStoreLocked(err error) {
+	if s.storeErr != nil {
+		return
+	}
+	s.storeErr = violate("telemetry store failed")
+	s.acond.Broadcast()
+	s.log.Error("telemetry not stored; closing so the device sends it again", "err", err)
+	go s.close("telemetry store failed", false)
+}
+
+// onBatchDurable is the log's callback for the last record of a batch:
+// the batch (and every earlier one) is durable, so its PUBACKs may go.
+// It must not block: the writing is ackWriter's.
+func (s *session) onBatchDurable(_ uint64, err error) {
+	s.amu.Lock()
+	defer s.amu.Unlock()
+	if err != nil {
+		s.failStoreLocked(err)
+	}
+	if len(s.pendB) == 0 {
+		// A record rejected before it got a sequence number (done called
+		// on the reader's goroutine) after storeErr was set: the
+		// connection is closing and the accounting no longer matters.
+		return
+	}
+	b := s.pendB[0]
+	s.pendB = s.pendB[1:]
+	ids := s.pendIDs[:b.ids]
+	s.pendIDs = s.pendIDs[b.ids:]
+	if len(s.pendB) == 0 {
+		s.pendB, s.pendIDs = s.pendB[:0:0], s.pendIDs[:0:0]
+	}
+	s.unackedB -= b.bytes
+	if s.storeErr != nil || b.ids == 0 {
+		s.unacked -= b.msgs
+		s.acond.Broadcast()
+		return
+	}
+	s.ready = append(s.ready, ids...)
+	s.readyMsgs += b.msgs
+	if !s.writing {
+		s.writing = true
+		go s.ackWriter()
+	}
+}
+
+// ackWriter writes the durable batches' PUBACKs, in order, until none is
+// left.
+func (s *session) ackWriter() {
+	s.amu.Lock()
+	for len(s.ready) > 0 {
+		ids, n := s.ready, s.readyMsgs
+		s.ready, s.readyMsgs = s.spare[:0], 0
+		s.amu.Unlock()
+		s.write(func(b []byte) []byte {
+			for _, id := range ids {
+				b = append(b, 0x40, 2, byte(id>>8), byte(id))
+			}
+			return b
+		})
+		s.amu.Lock()
+		s.spare = ids
+		s.unacked -= n
+		s.acond.Broadcast()
+	}
+	s.writing = false
+	s.amu.Unlock()
+}
+
+// waitAcked waits until every telemetry message handed to the log has
+// been acknowledged (or its store failed), so that a PUBACK written next
+// follows them [MQTT-4.6.0-2]. It returns the store's failure.
+func (s *session) waitAcked() error {
+	if s.acond == nil {
+		return nil
+	}
+	s.amu.Lock()
+	defer s.amu.Unlock()
+	for s.unacked > 0 && s.storeErr == nil {
+		s.acond.Wait()
+	}
+	return s.storeErr
 }
 
 // quoteTopic returns a topic for a log line, cut to 200 bytes.
@@ -648,6 +816,10 @@ func (s *session) close(reason string, graceful bool) {
 // close, returns unacknowledged C2D to the queue, and reports the event.
 func (s *session) finish() {
 	h := s.h
+	// Telemetry handed to the log becomes durable before the
+	// disconnection is reported (its PUBACKs fail on the closed
+	// connection).
+	s.waitAcked()
 	if len(s.batch) > 0 {
 		// Messages read but not yet acknowledged are kept: the device
 		// will send them again, and at-least-once allows the copy.
