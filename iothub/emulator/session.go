@@ -82,10 +82,13 @@ type session struct {
 	graceful  bool
 	violated  bool
 
-	batch     []*Message
-	batchAcks []packet.ID
-	pub       packet.Publish
-	rec       []byte // encode buffer for telemetry records (the log copies)
+	// Telemetry read and not yet handed to the log: the records one
+	// after another in recs, each ending at its recEnds entry.
+	recs       []byte
+	recEnds    []int
+	batchAcks  []packet.ID
+	pub        packet.Publish
+	authMethod string // auth.authMethodJSON()
 
 	// Telemetry in the log but not yet acknowledged (see flushTelemetry):
 	// the reader hands batches to the log with AppendAsync and keeps
@@ -193,6 +196,7 @@ func (s *session) handshake() bool {
 		return false
 	}
 	s.auth = a
+	s.authMethod = a.authMethodJSON()
 	s.key = identityKey(a.deviceID, a.moduleID)
 	s.log = s.log.With("device", a.deviceID)
 	if a.moduleID != "" {
@@ -322,7 +326,7 @@ func peerCerts(nc net.Conn) []*x509.Certificate {
 func (s *session) loop() error {
 	s.idle = newReadIdler(s.nc)
 	for {
-		if s.r.Buffered() == 0 && len(s.batch) > 0 {
+		if s.r.Buffered() == 0 && len(s.recEnds) > 0 {
 			if err := s.flushTelemetry(); err != nil {
 				return err
 			}
@@ -438,15 +442,16 @@ func (s *session) onPublish(p *packet.Publish) error {
 	}
 	switch route.Kind {
 	case iothub.RouteTelemetry:
-		m, err := s.h.newTelemetry(&s.auth, &route, p.Payload, p.Retain, false, s.h.now())
+		recs, err := appendTelemetry(s.recs, &s.auth, s.authMethod, &route, p.Payload, p.Retain)
 		if err != nil {
 			return violate(err.Error())
 		}
-		s.batch = append(s.batch, m)
+		s.recs = recs
+		s.recEnds = append(s.recEnds, len(recs))
 		if p.QoS == packet.QoS1 {
 			s.batchAcks = append(s.batchAcks, p.ID)
 		}
-		if len(s.batch) >= maxBatch {
+		if len(s.recEnds) >= maxBatch || len(s.recs) >= 1<<20 {
 			return s.flushTelemetry()
 		}
 		return nil
@@ -494,48 +499,44 @@ func (s *session) ackNow(p *packet.Publish) error {
 // (onBatchDurable, ackWriter). The reader waits while more than
 // maxUnackedMsgs or maxUnackedBytes are outstanding.
 func (s *session) flushTelemetry() error {
-	batch, acks := s.batch, s.batchAcks
-	s.batch, s.batchAcks = s.batch[:0], s.batchAcks[:0]
-	if len(batch) == 0 {
+	ends, acks := s.recEnds, s.batchAcks
+	s.recEnds, s.batchAcks = s.recEnds[:0], s.batchAcks[:0]
+	if len(ends) == 0 {
 		return nil
+	}
+	recs := s.recs
+	s.recs = s.recs[:0]
+	if cap(s.recs) > 4<<20 {
+		s.recs = nil // after a burst of large messages
 	}
 	if s.acond == nil {
 		s.acond = sync.NewCond(&s.amu)
 		s.recDone = s.onRecordDurable
 		s.batchDone = s.onBatchDurable
 	}
-	size := 0
 	s.amu.Lock()
-	for s.storeErr == nil && s.unacked > 0 && (s.unacked+len(batch) > maxUnackedMsgs || s.unackedB > maxUnackedBytes) {
+	for s.storeErr == nil && s.unacked > 0 && (s.unacked+len(ends) > maxUnackedMsgs || s.unackedB > maxUnackedBytes) {
 		s.acond.Wait()
 	}
 	if err := s.storeErr; err != nil {
 		s.amu.Unlock()
-		clear(batch)
 		return err
 	}
 	s.pendIDs = append(s.pendIDs, acks...)
-	s.pendB = append(s.pendB, pendBatch{ids: len(acks), msgs: len(batch)})
-	s.unacked += len(batch)
+	s.pendB = append(s.pendB, pendBatch{ids: len(acks), msgs: len(ends), bytes: len(recs)})
+	s.unacked += len(ends)
+	s.unackedB += len(recs)
 	s.amu.Unlock()
 	tl := s.h.telemetry.log
-	for i, m := range batch {
-		s.rec = appendRecord(s.rec[:0], m)
-		size += len(s.rec)
+	start := 0
+	for i, end := range ends {
 		done := s.recDone
-		if i == len(batch)-1 {
-			s.amu.Lock()
-			s.pendB[len(s.pendB)-1].bytes = size
-			s.unackedB += size
-			s.amu.Unlock()
+		if i == len(ends)-1 {
 			done = s.batchDone
 		}
-		tl.AppendAsync(s.rec, done)
+		tl.AppendAsync(recs[start:end], done)
+		start = end
 	}
-	if cap(s.rec) > 64<<10 {
-		s.rec = nil
-	}
-	clear(batch)
 	return nil
 }
 
@@ -820,13 +821,19 @@ func (s *session) finish() {
 	// disconnection is reported (its PUBACKs fail on the closed
 	// connection).
 	s.waitAcked()
-	if len(s.batch) > 0 {
+	if len(s.recEnds) > 0 {
 		// Messages read but not yet acknowledged are kept: the device
 		// will send them again, and at-least-once allows the copy.
-		if err := h.telemetry.append(s.batch); err != nil {
+		recs := make([][]byte, len(s.recEnds))
+		start := 0
+		for i, end := range s.recEnds {
+			recs[i] = s.recs[start:end]
+			start = end
+		}
+		if _, err := h.telemetry.log.Append(recs...); err != nil {
 			s.log.Error("telemetry not stored", "err", err)
 		}
-		s.batch = nil
+		s.recs, s.recEnds = nil, nil
 	}
 	if !s.graceful && s.will != nil {
 		s.sendWill()

@@ -114,6 +114,94 @@ func (h *Hub) newTelemetry(a *authInfo, r *iothub.Route, payload []byte, retain,
 	return m, nil
 }
 
+// appendTelemetry appends the record of a device's telemetry publish
+// (appendRecord's format) straight from the bag, without building a
+// Message: the ingest hot path. The record holds what newTelemetry's
+// Message would (retain false, no Will); authMethod is
+// a.authMethodJSON(), computed once per connection.
+func appendTelemetry(dst []byte, a *authInfo, authMethod string, r *iothub.Route, payload []byte, retain bool) ([]byte, error) {
+	var props iothub.Properties
+	if err := props.ParseD2C(normalizeBag(r.Bag)); err != nil {
+		return dst, errors.New("telemetry property bag: " + err.Error())
+	}
+	if n := len(payload) + props.CountedSize(); n > MaxTelemetrySize {
+		return dst, errors.New("telemetry message over 256 KB (§3)")
+	}
+	// An application property is kept unless a later one has its key
+	// (a map keeps the last) or mqtt-retain is stamped over it.
+	keep := func(i int) bool {
+		k := props.App[i].Key
+		if k == "" || (retain && k == "mqtt-retain") {
+			return false
+		}
+		for _, q := range props.App[i+1:] {
+			if q.Key == k {
+				return false
+			}
+		}
+		return true
+	}
+	nsys := 4 // device id, auth method, generation id, message source
+	if a.moduleID != "" {
+		nsys++
+	}
+	if a.modelID != "" {
+		nsys++
+	}
+	size := 32 + len(a.deviceID) + len(a.moduleID) + len(payload) + len(authMethod) + len(a.generationID) + 2*len(a.deviceID) + len(a.modelID)
+	for _, sp := range sysNames {
+		if v := props.Get(sp.p); v != "" {
+			nsys++
+			size += 4 + len(sp.name) + len(v)
+		}
+	}
+	napp := 0
+	for i, p := range props.App {
+		if keep(i) {
+			napp++
+			size += 4 + len(p.Key) + len(p.Value)
+		}
+	}
+	if retain {
+		napp++
+	}
+	dst = slices.Grow(dst, size+160)
+	dst = append(dst, recordV1)
+	dst = appendBytes(dst, a.deviceID)
+	dst = appendBytes(dst, a.moduleID)
+	dst = appendBytes(dst, payload)
+	pair := func(k, v string) {
+		dst = appendBytes(dst, k)
+		dst = appendBytes(dst, v)
+	}
+	dst = binary.AppendUvarint(dst, uint64(nsys))
+	for _, sp := range sysNames {
+		if v := props.Get(sp.p); v != "" {
+			pair(sp.name, v)
+		}
+	}
+	pair("iothub-connection-device-id", a.deviceID)
+	if a.moduleID != "" {
+		pair("iothub-connection-module-id", a.moduleID)
+	}
+	pair("iothub-connection-auth-method", authMethod)
+	pair("iothub-connection-auth-generation-id", a.generationID)
+	pair("iothub-message-source", "Telemetry")
+	if a.modelID != "" {
+		pair("dt-dataschema", a.modelID)
+	}
+	dst = binary.AppendUvarint(dst, uint64(napp))
+	for i, p := range props.App {
+		if keep(i) {
+			pair(p.Key, p.Value)
+		}
+	}
+	if retain {
+		pair("mqtt-retain", "true")
+	}
+	return dst, nil
+}
+
 // normalizeBag makes a device's bag acceptable the way IoT Hub is
 // lenient: pairs with an empty key ("=v", which the Node SDK can send) are
 // dropped, and of a system property given twice the first counts (SDKs
