@@ -346,6 +346,11 @@ func (s *session) loop() error {
 				return err
 			}
 			s.r.Release()
+			// An idle connection keeps no telemetry encode buffer either
+			// (the log copied what was handed to it).
+			if len(s.recEnds) == 0 {
+				s.recs = nil
+			}
 			s.nc.SetReadDeadline(deadline)
 			if err := s.idle.wait(); err != nil {
 				return err
