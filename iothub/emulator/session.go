@@ -85,6 +85,7 @@ type session struct {
 	// Telemetry read and not yet handed to the log: the records one
 	// after another in recs, each ending at its recEnds entry.
 	recs       []byte
+	recBuf     *[]byte // bufpool buffer behind recs, if any
 	recEnds    []int
 	batchAcks  []packet.ID
 	pub        packet.Publish
@@ -349,7 +350,7 @@ func (s *session) loop() error {
 			// An idle connection keeps no telemetry encode buffer either
 			// (the log copied what was handed to it).
 			if len(s.recEnds) == 0 {
-				s.recs = nil
+				s.releaseRecs()
 			}
 			s.nc.SetReadDeadline(deadline)
 			if err := s.idle.wait(); err != nil {
@@ -447,6 +448,10 @@ func (s *session) onPublish(p *packet.Publish) error {
 	}
 	switch route.Kind {
 	case iothub.RouteTelemetry:
+		if s.recBuf == nil {
+			s.recBuf = bufpool.Get(256 << 10)
+			s.recs = (*s.recBuf)[:0]
+		}
 		recs, err := appendTelemetry(s.recs, &s.auth, s.authMethod, &route, p.Payload, p.Retain)
 		if err != nil {
 			return violate(err.Error())
@@ -511,9 +516,6 @@ func (s *session) flushTelemetry() error {
 	}
 	recs := s.recs
 	s.recs = s.recs[:0]
-	if cap(s.recs) > 4<<20 {
-		s.recs = nil // after a burst of large messages
-	}
 	if s.acond == nil {
 		s.acond = sync.NewCond(&s.amu)
 		s.recDone = s.onRecordDurable
@@ -543,6 +545,18 @@ func (s *session) flushTelemetry() error {
 		start = end
 	}
 	return nil
+}
+
+// releaseRecs returns the telemetry encode buffer to the pool (the log
+// copied what was handed to it).
+func (s *session) releaseRecs() {
+	if s.recBuf != nil {
+		if cap(s.recs) == cap(*s.recBuf) {
+			*s.recBuf = s.recs[:0]
+		}
+		bufpool.Put(s.recBuf)
+	}
+	s.recBuf, s.recs = nil, nil
 }
 
 // onRecordDurable is the log's callback for a record that is not the last
@@ -838,7 +852,8 @@ func (s *session) finish() {
 		if _, err := h.telemetry.log.Append(recs...); err != nil {
 			s.log.Error("telemetry not stored", "err", err)
 		}
-		s.recs, s.recEnds = nil, nil
+		s.recEnds = nil
+		s.releaseRecs()
 	}
 	if !s.graceful && s.will != nil {
 		s.sendWill()
