@@ -745,6 +745,9 @@ func (c *Client) teardown(cn *conn, cause error) bool {
 	c.kickClose()
 	cn.nc.Close()
 	cn.writers.Wait()
+	if cn.linger != nil {
+		cn.linger.Stop() // the last writer's linger
+	}
 	for _, pe := range fail {
 		if pe.req != nil {
 			close(pe.req)

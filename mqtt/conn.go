@@ -37,6 +37,8 @@ type conn struct {
 	err     error   // why the writer closed nc, if it did
 
 	writerOn bool           // the writer goroutine runs
+	parked   bool           // the writer waits (lingers) for more output on wake
+	wake     chan struct{}  // cap 1: output was queued for the parked writer
 	dead     bool           // torn down: no writer starts any more
 	pingAt   time.Duration  // when the outstanding PINGREQ was queued, since t0
 	ka       *time.Timer    // runs keepAlive; nil without keep-alive
@@ -45,6 +47,12 @@ type conn struct {
 
 	space chan struct{} // cap 1: the writer took wbuf
 	done  chan struct{} // closed by teardown
+
+	// Owned by the writer goroutine (one runs at a time, see writerOn).
+	linger      *time.Timer // ends the writer's linger; made by the first writer
+	lingerArmed bool        // linger is running (or fired, unreceived)
+	lingerMark  uint64      // writes when linger was armed
+	writes      uint64      // buffers the writer has written
 
 	// Owned by the goroutine that set writing (see writeOwned).
 	t0          time.Time    // set by newConn; lastWrite counts from it
@@ -121,6 +129,7 @@ func newConn(nc net.Conn, r *packet.Reader, src *headReader) *conn {
 		r:     r,
 		src:   src,
 		idle:  newReadIdler(nc),
+		wake:  make(chan struct{}, 1),
 		space: make(chan struct{}, 1),
 		done:  make(chan struct{}),
 		t0:    time.Now(),
@@ -283,11 +292,22 @@ func (c *Client) keepAlive(cn *conn) {
 	c.mu.Unlock()
 }
 
-// wakeWriterLocked starts the writer goroutine for what is queued on cn
-// unless it runs, the reader is writing (it hands over when done) or the
+// wakeWriterLocked hands what is queued on cn to the writer goroutine:
+// it wakes the writer when it is parked and starts one when none runs,
+// unless the reader is writing (it hands over when done) or the
 // connection is torn down.
 func (c *Client) wakeWriterLocked(cn *conn) {
-	if cn.writerOn || cn.writing || cn.dead {
+	if cn.writing || cn.dead {
+		return
+	}
+	if cn.writerOn {
+		if cn.parked {
+			cn.parked = false
+			select {
+			case cn.wake <- struct{}{}:
+			default:
+			}
+		}
 		return
 	}
 	cn.writerOn = true
@@ -295,45 +315,81 @@ func (c *Client) wakeWriterLocked(cn *conn) {
 	go cn.writeFn() // a function value made once per connection: no allocation
 }
 
+// writerLinger is how long the writer goroutine waits for more output once
+// its queue is empty before it returns: long enough that a busy publisher
+// wakes a parked writer instead of starting a goroutine per burst (which
+// costs more than the write), short enough that an idle connection soon
+// keeps no writer stack. The goroutine returns between one and two
+// lingers after its last write.
+const writerLinger = 5 * time.Millisecond
+
 // writeLoop is the connection's writer goroutine, started when output is
 // queued (wakeWriterLocked). It writes what is queued, one buffer per
-// Write, until the queue is empty, then returns: an idle connection keeps
-// no writer goroutine. After DISCONNECT it closes the connection, or, for
-// Reconnect, lets the reader read until the broker closes it. The write
-// deadline is moved at most once per half keep-alive, not per Write
+// Write, until the queue is empty, then parks for more; when nothing came
+// for writerLinger it returns, so an idle connection keeps no writer
+// goroutine. The linger timer is armed once per linger, not per park:
+// when it fires with writes made since it was armed the writer parks
+// again and re-arms it. After DISCONNECT it closes the connection, or,
+// for Reconnect, lets the reader read until the broker closes it. The
+// write deadline is moved at most once per half keep-alive, not per Write
 // (setting a deadline costs far more than reading the clock): a Write
 // always has at least writeTimeout minus half the keep-alive, more than
 // the PING timeout, to complete (see writeOwned).
 func (c *Client) writeLoop(cn *conn) {
 	defer cn.writers.Done()
+	expired := false // the linger passed without a write
 	for {
 		c.mu.Lock()
-		if cn.writing {
-			// The reader is writing acknowledgements itself; it
-			// starts us again when it is done and more is queued.
-			cn.writerOn = false
-			c.mu.Unlock()
-			return
-		}
 		bp, closing := cn.wbuf, cn.closing
-		cn.wbuf = nil
-		cn.writing = bp != nil
-		if bp == nil {
-			cn.writerOn = false
-			planned := cn.planned != nil
-			c.mu.Unlock()
-			switch {
-			case closing && planned:
-				// Reconnect: the broker closes the connection on
-				// DISCONNECT [MQTT-3.14.4-1]; read the
-				// acknowledgements it sent before, up to the ping
-				// timeout, then the reader tears down.
-				_ = cn.nc.SetReadDeadline(time.Now().Add(c.cfg.PingTimeout))
-			case closing:
-				cn.nc.Close()
+		if cn.writing || bp == nil {
+			// Nothing to write, or the reader is writing
+			// acknowledgements itself (it wakes us when it is done
+			// and more is queued).
+			if closing && !cn.writing {
+				cn.writerOn = false
+				planned := cn.planned != nil
+				c.mu.Unlock()
+				if planned {
+					// Reconnect: the broker closes the connection on
+					// DISCONNECT [MQTT-3.14.4-1]; read the
+					// acknowledgements it sent before, up to the ping
+					// timeout, then the reader tears down.
+					_ = cn.nc.SetReadDeadline(time.Now().Add(c.cfg.PingTimeout))
+				} else {
+					cn.nc.Close()
+				}
+				return
 			}
-			return
+			if expired || cn.dead {
+				cn.writerOn = false
+				c.mu.Unlock()
+				return
+			}
+			if !cn.lingerArmed {
+				if cn.linger == nil {
+					cn.linger = time.NewTimer(writerLinger)
+				} else {
+					cn.linger.Reset(writerLinger)
+				}
+				cn.lingerArmed, cn.lingerMark = true, cn.writes
+			}
+			cn.parked = true
+			c.mu.Unlock()
+			select {
+			case <-cn.wake:
+			case <-cn.linger.C:
+				cn.lingerArmed = false
+				expired = cn.writes == cn.lingerMark
+			case <-cn.done:
+			}
+			c.mu.Lock()
+			cn.parked = false
+			c.mu.Unlock()
+			continue
 		}
+		expired = false
+		cn.wbuf = nil
+		cn.writing = true
 		c.mu.Unlock()
 		select {
 		case cn.space <- struct{}{}:
@@ -343,6 +399,7 @@ func (c *Client) writeLoop(cn *conn) {
 		if len(*bp) > 0 {
 			err = c.writeOwned(cn, *bp)
 		}
+		cn.writes++
 		putBuf(bp)
 		c.mu.Lock()
 		cn.writing = false
