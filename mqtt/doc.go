@@ -22,7 +22,9 @@
 // buffer under a mutex, and the writer, started when the buffer becomes
 // non-empty, takes the whole buffer and writes it with a single Write call,
 // so a burst of messages costs one system call; it flushes only what is
-// queued, never waits for more, and returns once the queue is empty. The
+// queued and does not delay a write to batch more; once the queue is empty
+// it parks for a few milliseconds (a publisher wakes it instead of
+// starting a goroutine per burst) and then returns. The
 // keep-alive is a timer, not a goroutine. When the queue is empty the
 // buffer goes back to a pool, so an idle connection keeps no write buffer;
 // nor a read buffer: between bursts the reader returns its buffer and
